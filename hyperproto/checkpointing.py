@@ -1,0 +1,56 @@
+"""Orbax checkpoints of the train state in `workdir/checkpoints`.
+
+The state is one pytree (step, params, BatchNorm statistics, optimiser state, RNG); the
+data position is a function of the step, so this is all a run needs to resume exactly.
+"""
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+
+class Checkpointer:
+  """Saves every `every_steps` steps (or when forced), keeps the newest `max_to_keep`,
+  and restores the newest readable checkpoint."""
+
+  def __init__(self, directory: str, *, every_steps: int, max_to_keep: int = 2):
+    if every_steps < 1:
+      raise ValueError(f'checkpoint_every_steps must be >= 1, got {every_steps}.')
+    options = ocp.CheckpointManagerOptions(
+        save_interval_steps=every_steps, max_to_keep=max_to_keep, create=True)
+    self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def restore(self, state: Any) -> Any:
+    """The newest checkpoint restored into `state`'s structure and shardings, or `state`
+    itself when there is none. An unreadable checkpoint falls back to the one before."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning('Checkpoint at step %d is unreadable (%s: %s); trying an older '
+                        'one.', step, type(e).__name__, e)
+        continue
+      logging.info('Restored the checkpoint of step %d.', step)
+      return restored
+    if self._manager.all_steps():
+      raise RuntimeError(
+          f'No checkpoint in {self._manager.directory} could be read. Move the '
+          f'directory away to start from scratch.')
+    return state
+
+  def save(self, step: int, state: Any, *, force: bool = False) -> bool:
+    """Saves when `step` is due (or `force`); asynchronous: call `wait` before exiting."""
+    return self._manager.save(step, args=ocp.args.StandardSave(state), force=force)
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.close()

@@ -1,0 +1,76 @@
+"""In-memory datasets: splits of numpy arrays with exact, resumable batch order."""
+
+import dataclasses
+from typing import Iterator, Optional
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What the trainer needs to know about a dataset.
+
+  `target_range` bounds the regression target (in `target_unit`); `mean` and `std`
+  normalise uint8 images (scaled to [0, 1]) per channel.
+  """
+  name: str
+  num_classes: int
+  class_names: tuple[str, ...]
+  image_shape: tuple[int, int, int]
+  mean: tuple[float, ...]
+  std: tuple[float, ...]
+  target_name: Optional[str] = None
+  target_unit: str = ''
+  target_range: Optional[tuple[float, float]] = None
+
+
+@dataclasses.dataclass
+class Dataset:
+  """Splits of arrays with a leading example axis: `image` (uint8 NHWC), `label`, and
+  `target` (float32 regression target) where the dataset has one."""
+  info: DatasetInfo
+  splits: dict[str, dict[str, np.ndarray]]
+
+  def num_examples(self, split: str) -> int:
+    return len(self._split(split)['label'])
+
+  def _split(self, split: str) -> dict[str, np.ndarray]:
+    if split not in self.splits:
+      raise ValueError(f'Dataset {self.info.name!r} has no split {split!r}; it has '
+                       f'{sorted(self.splits)}.')
+    return self.splits[split]
+
+  def steps_per_epoch(self, split: str, batch_size: int) -> int:
+    n = self.num_examples(split)
+    if batch_size > n:
+      raise ValueError(f'Batch size {batch_size} exceeds the {n} examples of '
+                       f'{self.info.name}:{split}.')
+    return n // batch_size
+
+  def train_batch(self, split: str, step: int, batch_size: int, seed: int) -> dict:
+    """The global batch of training step `step`.
+
+    Each epoch is a permutation drawn from (seed, epoch), cut into full batches (the
+    remainder is dropped): a pure function of the step, so a resumed run sees exactly
+    the batches it would have seen.
+    """
+    arrays = self._split(split)
+    per_epoch = self.steps_per_epoch(split, batch_size)
+    epoch, pos = divmod(int(step), per_epoch)
+    perm = np.random.default_rng([seed, epoch]).permutation(self.num_examples(split))
+    idx = np.sort(perm[pos * batch_size:(pos + 1) * batch_size])
+    return {k: v[idx] for k, v in arrays.items()}
+
+  def eval_batches(self, split: str, batch_size: int) -> Iterator[dict]:
+    """Batches in order, the last padded; `mask` is 1 for real examples, so each one is
+    counted exactly once."""
+    arrays = self._split(split)
+    n = self.num_examples(split)
+    for start in range(0, n, batch_size):
+      batch = {k: v[start:start + batch_size] for k, v in arrays.items()}
+      real = len(batch['label'])
+      pad = batch_size - real
+      batch = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)])
+               for k, v in batch.items()}
+      batch['mask'] = (np.arange(batch_size) < real).astype(np.float32)
+      yield batch

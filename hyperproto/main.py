@@ -1,0 +1,57 @@
+"""Command-line entry point.
+
+  python -m hyperproto.main --config=configs/digits.py:task=joint --workdir=/tmp/run \
+      [--config.lr=0.05 ...]
+
+Re-running the same command on an existing workdir resumes from its newest checkpoint.
+"""
+
+import logging as std_logging
+import sys
+
+import jax
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from hyperproto import train
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Config file, optionally with `:arg` (see the config docstring).',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Directory for checkpoints, metrics and results (resumed if it '
+    'holds a checkpoint).')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+class _QuietOrbax(std_logging.Filter):
+  """Orbax logs every checkpoint step at INFO; keep its warnings and errors only."""
+
+  def filter(self, record):
+    return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logging.get_absl_handler().addFilter(_QuietOrbax())
+  logging.info('JAX process %d of %d; local devices: %s', jax.process_index(),
+               jax.process_count(), jax.local_devices())
+  try:
+    results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except train.TrainingInterrupted as e:
+    logging.warning('%s', e)
+    print(e, file=sys.stderr)
+    sys.exit(130)
+  summary = ', '.join(f'{k} = {v:.4f}' for k, v in results.items()
+                      if isinstance(v, float) and '/' in k)
+  unit = results.get('target_unit')
+  print(f'Final results after {results["step"]} steps: {summary}'
+        + (f' (mae in {unit})' if unit else '') + f'. Workdir: {_WORKDIR.value}')
+
+
+if __name__ == '__main__':
+  jax.config.config_with_absl()
+  app.run(main)

@@ -1,0 +1,189 @@
+"""What the network is trained for: a task (classification, regression or both) and a
+method (hyperspherical prototypes, or the softmax / MSE baselines of the paper).
+
+An `Objective` is a small frozen (hashable) value, so the jitted steps take it as a static
+argument. It knows the network's output dimension, the loss, the predictions and the
+per-batch metric sums; prototypes come in as data (`protos`), never as parameters.
+
+`protos` is a dict: `classes` (C x Dc class prototypes) for classification, `upper`
+(the D-dim regression prototype p_u = e_0) for regression; the joint task has both, with
+Dc = D - 1 (see `losses`).
+"""
+
+import dataclasses
+from typing import Mapping, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hyperproto import losses
+
+Array = jax.Array
+
+TASKS = ('classification', 'regression', 'joint')
+METHODS = ('hpn', 'baseline')
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """A task + method pair, with everything the train and eval steps need to know.
+
+  Attributes:
+    task: 'classification', 'regression' or 'joint'.
+    method: 'hpn' (prototypes) or 'baseline' (softmax CE / MSE / both on one backbone).
+    dim: network output dimension D for 'hpn' (the baselines' is fixed by the task).
+    num_classes: C, for classification and joint.
+    target_range: (low, high) of the regression target, in its own units.
+    weight: w in (1 - w) L_r + w L_c for the joint task.
+    reduction: 'sum' (the original) or 'mean' over the batch.
+  """
+  task: str
+  method: str
+  dim: int
+  num_classes: int = 0
+  target_range: tuple[float, float] = (-1.0, 1.0)
+  weight: float = 0.5
+  reduction: str = 'sum'
+
+  def __post_init__(self):
+    if self.task not in TASKS:
+      raise ValueError(f'Unknown task {self.task!r}; use one of {TASKS}.')
+    if self.method not in METHODS:
+      raise ValueError(f'Unknown method {self.method!r}; use one of {METHODS}.')
+    if self.reduction not in losses.REDUCTIONS:
+      raise ValueError(f'Unknown reduction {self.reduction!r}; use one of '
+                       f'{losses.REDUCTIONS}.')
+    if self.has_classes and self.num_classes < 2:
+      raise ValueError(f'Task {self.task!r} needs num_classes >= 2, got '
+                       f'{self.num_classes}.')
+    if self.has_regression:
+      low, high = self.target_range
+      if not high > low:
+        raise ValueError(f'target_range must be (low, high) with high > low, got '
+                         f'{self.target_range}.')
+    min_dim = 2 if self.has_regression else 1
+    if self.method == 'hpn' and self.dim < min_dim:
+      raise ValueError(
+          f'Task {self.task!r} with prototypes needs an output dimension >= {min_dim} '
+          f'(the regression prototype is e_0 and the classes need at least one more '
+          f'dimension), got dim={self.dim}.')
+    if not 0.0 <= self.weight <= 1.0:
+      raise ValueError(f'The joint weight must lie in [0, 1], got {self.weight}.')
+
+  @property
+  def has_classes(self) -> bool:
+    return self.task in ('classification', 'joint')
+
+  @property
+  def has_regression(self) -> bool:
+    return self.task in ('regression', 'joint')
+
+  @property
+  def output_dim(self) -> int:
+    """Width of the network's final Dense layer."""
+    if self.method == 'hpn':
+      return self.dim
+    return {'classification': self.num_classes, 'regression': 1,
+            'joint': self.num_classes + 1}[self.task]
+
+  @property
+  def class_prototype_dim(self) -> Optional[int]:
+    """Dimension of the class prototypes (None when no class prototypes are used)."""
+    if self.method != 'hpn' or not self.has_classes:
+      return None
+    return self.dim - 1 if self.task == 'joint' else self.dim
+
+  # --- Prototypes ---------------------------------------------------------------------
+
+  def prototypes(self, class_protos: Optional[np.ndarray]) -> dict[str, np.ndarray]:
+    """The `protos` dict for the steps, validated against this objective."""
+    protos = {}
+    if self.method != 'hpn':
+      return protos
+    if self.has_classes:
+      expected = (self.num_classes, self.class_prototype_dim)
+      if class_protos is None:
+        raise ValueError(f'Task {self.task!r} needs class prototypes of shape {expected}.')
+      class_protos = np.asarray(class_protos, np.float32)
+      if class_protos.ndim != 2 or class_protos.shape[0] != self.num_classes:
+        raise ValueError(
+            f'Got {class_protos.shape[0] if class_protos.ndim else 0} prototypes '
+            f'(array of shape {class_protos.shape}) for {self.num_classes} classes: '
+            f'place one prototype per class (num_classes={self.num_classes}).')
+      if class_protos.shape[1] != self.class_prototype_dim:
+        where = ' (output dim - 1 for the joint task)' if self.task == 'joint' else ''
+        raise ValueError(
+            f'Prototype dimension {class_protos.shape[1]} does not match the model '
+            f'output dimension: expected {self.class_prototype_dim}{where}. Place the '
+            f'prototypes with dim={self.class_prototype_dim} or change the output dim.')
+      if not np.all(np.isfinite(class_protos)):
+        raise ValueError('The class prototypes contain NaN or Inf.')
+      protos['classes'] = class_protos
+    if self.has_regression:
+      protos['upper'] = np.eye(self.dim, dtype=np.float32)[0]
+    return protos
+
+  # --- Loss, predictions, metrics -----------------------------------------------------
+
+  def _target(self, batch: Mapping[str, Array]) -> Array:
+    return losses.to_unit_interval(batch['target'], *self.target_range)
+
+  def loss(self, z: Array, batch: Mapping[str, Array], protos: Mapping[str, Array],
+           reduction: Optional[str] = None) -> Array:
+    """The batch loss, reduced with `reduction` (default `self.reduction`); masked
+    examples are excluded."""
+    kw = dict(reduction=reduction or self.reduction, mask_B=batch.get('mask'))
+    if self.method == 'hpn':
+      if self.task == 'classification':
+        return losses.classification_loss(z, protos['classes'], batch['label'], **kw)
+      if self.task == 'regression':
+        return losses.regression_loss(z, protos['upper'], self._target(batch), **kw)
+      return losses.joint_loss(z, protos['classes'], protos['upper'], batch['label'],
+                               self._target(batch), weight=self.weight, **kw)
+    if self.task == 'classification':
+      return losses.softmax_cross_entropy(z, batch['label'], **kw)
+    if self.task == 'regression':
+      return losses.mse_loss(z[..., 0], self._target(batch), **kw)
+    return losses.multitask_loss(z, batch['label'], self._target(batch),
+                                 weight=self.weight, **kw)
+
+  def predict(self, z: Array, protos: Mapping[str, Array]) -> dict[str, Array]:
+    """Predicted `label` and/or `target` (in the target's own units)."""
+    out = {}
+    if self.method == 'hpn':
+      if self.has_classes:
+        z_cls = z[..., 1:] if self.task == 'joint' else z
+        out['label'] = losses.predict_classes(z_cls, protos['classes'])
+      if self.has_regression:
+        r = losses.predict_unit_interval(z, protos['upper'])
+        out['target'] = losses.from_unit_interval(r, *self.target_range)
+      return out
+    if self.has_classes:
+      out['label'] = jnp.argmax(z[..., -self.num_classes:], axis=-1)
+    if self.has_regression:
+      # The baseline's output is unbounded; clip it to the known range (this helps it).
+      r = jnp.clip(z[..., 0].astype(jnp.float32), -1.0, 1.0)
+      out['target'] = losses.from_unit_interval(r, *self.target_range)
+    return out
+
+  def metric_sums(self, z: Array, batch: Mapping[str, Array],
+                  protos: Mapping[str, Array]) -> dict[str, Array]:
+    """Per-batch sums (to be summed over devices and batches, then divided by `count`)."""
+    mask = batch.get('mask')
+    mask = (jnp.ones(z.shape[:1], jnp.float32) if mask is None
+            else mask.astype(jnp.float32))
+    pred = self.predict(z, protos)
+    sums = {'count': jnp.sum(mask)}
+    if 'label' in pred:
+      sums['correct'] = jnp.sum((pred['label'] == batch['label']) * mask)
+    if 'target' in pred:
+      sums['abs_error'] = jnp.sum(jnp.abs(pred['target'] - batch['target']) * mask)
+    return sums
+
+
+def summarize(sums: Mapping[str, float]) -> dict[str, float]:
+  """Turns summed metrics into means: accuracy, mae, loss (per example)."""
+  count = max(float(sums['count']), 1.0)
+  names = {'correct': 'accuracy', 'abs_error': 'mae', 'loss': 'loss'}
+  return {names[k]: float(v) / count for k, v in sums.items() if k in names}

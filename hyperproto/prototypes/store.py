@@ -1,0 +1,46 @@
+"""Saving and loading placements: a float32 `.npy` plus a `.json` with how it was made."""
+
+import hashlib
+import json
+import os
+from typing import Any, Optional
+
+import numpy as np
+
+
+def sha256(array: np.ndarray) -> str:
+  return hashlib.sha256(np.ascontiguousarray(array, np.float32).tobytes()).hexdigest()
+
+
+def save(path: str, protos: np.ndarray, metadata: Optional[dict[str, Any]] = None) -> None:
+  """Writes `path` (C x D float32) and `path` with `.json` instead of `.npy`."""
+  protos = np.asarray(protos, np.float32)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + '.tmp.npy'
+  np.save(tmp, protos)
+  os.replace(tmp, path)  # Never leave a half-written file under the final name.
+  meta = dict(metadata or {}, shape=list(protos.shape), sha256=sha256(protos))
+  with open(_json_path(path), 'w') as f:
+    json.dump(meta, f, indent=2, sort_keys=True)
+
+
+def load(path: str) -> tuple[np.ndarray, dict[str, Any]]:
+  """Reads a placement; checks the checksum when the `.json` is present."""
+  try:
+    protos = np.load(path)
+  except (OSError, ValueError) as e:
+    raise ValueError(f'Cannot read prototypes from {path}: {e}. Delete the file to '
+                     f'place them again.') from e
+  meta = {}
+  if os.path.exists(_json_path(path)):
+    with open(_json_path(path)) as f:
+      meta = json.load(f)
+    if meta.get('sha256') not in (None, sha256(protos)):
+      raise ValueError(f'Prototypes in {path} do not match the checksum in '
+                       f'{_json_path(path)}: the file is corrupt or was edited. Delete '
+                       f'both files to place the prototypes again.')
+  return protos.astype(np.float32), meta
+
+
+def _json_path(path: str) -> str:
+  return os.path.splitext(path)[0] + '.json'

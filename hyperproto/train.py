@@ -1,0 +1,351 @@
+"""Training and evaluation: `train_and_evaluate(config, workdir)`.
+
+`train_step` and `eval_step` are pure, module-level and written **per device**: the loss
+is a sum over the device's examples and the gradients are summed over the mapped axis
+(`psum`), so N devices x b examples make the same update as one device x N*b (the
+original sums its loss over the batch). BatchNorm synchronises its statistics over the
+same axis. `parallel.map_step` runs them under jit + shard_map on a 1-D mesh.
+
+The workdir holds config.json, metrics.jsonl, TensorBoard events, prototypes.npy (+ .json),
+checkpoints/ and, at the end, results.json. Running the same command again resumes from
+the newest checkpoint; SIGINT (Ctrl-C) and SIGTERM save a checkpoint before stopping.
+"""
+
+import functools
+import json
+import os
+import signal
+import threading
+import time
+from typing import Any, Mapping, Optional
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+
+from hyperproto import checkpointing
+from hyperproto import data as data_lib
+from hyperproto import models
+from hyperproto import objectives
+from hyperproto import optim
+from hyperproto import parallel
+from hyperproto import prototypes as protos_lib
+from hyperproto import writers
+
+AXIS = parallel.AXIS
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  rng: jax.Array
+
+
+class TrainingInterrupted(Exception):
+  """Raised after SIGINT / SIGTERM once a checkpoint of `step` is saved."""
+
+  def __init__(self, step: int):
+    super().__init__(f'Training interrupted; checkpoint saved at step {step}. Run the '
+                     f'same command again to resume.')
+    self.step = step
+
+
+def create_train_state(rng: jax.Array, model: nn.Module, tx: optax.GradientTransformation,
+                       image_shape: tuple[int, ...]) -> TrainState:
+  init_rng, rng = jax.random.split(rng)
+  variables = jax.jit(functools.partial(model.init, train=False))(
+      init_rng, jnp.zeros((1, *image_shape), jnp.float32))
+  params = variables['params']
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    batch_stats=variables.get('batch_stats', {}),
+                    opt_state=tx.init(params), rng=rng)
+
+
+def normalize_images(images: jax.Array, mean, std) -> jax.Array:
+  """uint8 images -> float32, scaled to [0, 1], then per-channel standardised."""
+  x = images.astype(jnp.float32) / 255.0
+  return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+
+
+def train_step(state: TrainState, batch: Mapping[str, jax.Array],
+               protos: Mapping[str, jax.Array], *, model: nn.Module,
+               tx: optax.GradientTransformation, objective: objectives.Objective,
+               mean, std) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One SGD step on this device's part of the global batch (see the module docstring).
+
+  Returns the new state and metric sums over the global batch (`loss`, `count`, and
+  `correct` / `abs_error` where the task has them).
+  """
+  images = normalize_images(batch['image'], mean, std)
+  count = jax.lax.psum(jnp.asarray(images.shape[0], jnp.float32), AXIS)
+
+  def loss_fn(params):
+    z, updates = model.apply({'params': params, 'batch_stats': state.batch_stats},
+                             images, train=True, mutable=['batch_stats'])
+    loss_sum = objective.loss(z, batch, protos, reduction='sum')
+    scale = 1.0 / count if objective.reduction == 'mean' else 1.0
+    return loss_sum * scale, (loss_sum, z, updates['batch_stats'])
+
+  # Make the replicated params device-varying so that each device takes the gradient of
+  # its own loss; the explicit psum then sums them (under shard_map's type checking, the
+  # gradient w.r.t. replicated params would otherwise already be summed implicitly).
+  params = jax.lax.pcast(state.params, AXIS, to='varying')
+  grads, (loss_sum, z, batch_stats) = jax.grad(loss_fn, has_aux=True)(params)
+  grads = jax.lax.psum(grads, AXIS)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  new_state = state.replace(step=state.step + 1,
+                            params=optax.apply_updates(state.params, updates),
+                            batch_stats=batch_stats, opt_state=opt_state)
+  sums = objective.metric_sums(jax.lax.stop_gradient(z), batch, protos)
+  sums['loss'] = loss_sum
+  return new_state, jax.lax.psum(sums, AXIS)
+
+
+def eval_step(state: TrainState, batch: Mapping[str, jax.Array],
+              protos: Mapping[str, jax.Array], *, model: nn.Module,
+              objective: objectives.Objective, mean, std) -> dict[str, jax.Array]:
+  """Metric sums over the global batch; padded examples (mask 0) do not count."""
+  images = normalize_images(batch['image'], mean, std)
+  z = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, images,
+                  train=False)
+  return jax.lax.psum(objective.metric_sums(z, batch, protos), AXIS)
+
+
+# --- Set-up helpers ---------------------------------------------------------------------
+
+
+def make_objective(config: ml_collections.ConfigDict,
+                   info: data_lib.DatasetInfo) -> objectives.Objective:
+  has_regression = config.task in ('regression', 'joint')
+  if has_regression and info.target_range is None:
+    raise ValueError(f'Dataset {info.name!r} has no regression target; use '
+                     f'task=classification.')
+  return objectives.Objective(
+      task=config.task, method=config.method, dim=config.dim,
+      num_classes=info.num_classes,
+      target_range=tuple(info.target_range) if has_regression else (-1.0, 1.0),
+      weight=config.joint_weight, reduction=config.loss_reduction)
+
+
+def prepare_workdir(workdir: str) -> str:
+  """Creates the workdir and checks that it is writable, with a clear error if not."""
+  if not workdir:
+    raise ValueError('No workdir given: pass --workdir=DIR.')
+  workdir = os.path.abspath(os.path.expanduser(workdir))
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, f'.write_test.{os.getpid()}')
+    with open(probe, 'w') as f:
+      f.write('ok')
+    os.remove(probe)
+  except OSError as e:
+    raise PermissionError(
+        f'Cannot write to the workdir {workdir} ({e.strerror}). Pass a --workdir in a '
+        f'directory you can write to.') from e
+  return workdir
+
+
+def prepare_prototypes(config: ml_collections.ConfigDict,
+                       objective: objectives.Objective,
+                       workdir: str) -> dict[str, np.ndarray]:
+  """Loads the run's prototypes from the workdir, or places and saves them."""
+  path = os.path.join(workdir, 'prototypes.npy')
+  class_protos = None
+  if objective.class_prototype_dim is not None:
+    if os.path.exists(path):
+      class_protos, _ = protos_lib.load(path)
+    else:
+      class_protos = protos_lib.place(
+          config.prototypes.method, objective.num_classes, objective.class_prototype_dim,
+          seed=config.prototypes.seed)
+  protos = objective.prototypes(class_protos)
+  if protos and not os.path.exists(path) and jax.process_index() == 0:
+    saved = protos.get('classes', protos.get('upper', np.zeros(0))[None])
+    meta = dict(config.prototypes.to_dict(), task=objective.task,
+                rows='classes' if 'classes' in protos else 'regression prototype e_0',
+                metrics=protos_lib.separation_metrics(saved) if len(saved) > 1 else {})
+    protos_lib.save(path, saved, meta)
+  return protos
+
+
+class _StopOnSignal:
+  """Turns the first SIGINT / SIGTERM into a request to checkpoint and stop; a second
+  SIGINT aborts at once."""
+
+  def __init__(self):
+    self.requested = False
+    self._old = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.requested and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.requested = True
+    logging.warning('Got %s: saving a checkpoint after this step, then stopping '
+                    '(Ctrl-C again to abort without saving).', signal.Signals(signum).name)
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGINT, signal.SIGTERM):
+        self._old[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    for sig, handler in self._old.items():
+      signal.signal(sig, handler)
+
+
+def _config_diff(path: str, config: ml_collections.ConfigDict) -> list[str]:
+  with open(path) as f:
+    old = json.load(f)
+  new = json.loads(config.to_json())
+  return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+# --- The loop -------------------------------------------------------------------------
+
+
+def evaluate(eval_fn, state, protos, dataset: data_lib.Dataset, split: str,
+             batch_size: int, mesh) -> dict[str, float]:
+  """Metrics over the whole split (each example counted once)."""
+  totals = None
+  for batch in dataset.eval_batches(split, batch_size):
+    sums = eval_fn(state, parallel.shard_batch(batch, mesh), protos)
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  return objectives.summarize(jax.device_get(totals))
+
+
+def _flush(pending: list, writer: writers.MetricWriter, last_ckpt: Optional[int]) -> dict:
+  """Fetches the metric sums of the steps since the last flush, stops on a non-finite
+  loss, and writes their average."""
+  if not pending:
+    return {}
+  steps, sums = zip(*pending)
+  sums = jax.device_get(list(sums))
+  for step, s in zip(steps, sums):
+    if not np.isfinite(s['loss']):
+      raise FloatingPointError(
+          f'The training loss became {s["loss"]} at step {step}. '
+          + (f'The last good checkpoint (step {last_ckpt}) is kept; ' if last_ckpt
+             else 'No checkpoint was saved yet; ')
+          + 'lower the learning rate (config.lr) or check the input data.')
+  pending.clear()
+  total = {k: sum(float(s[k]) for s in sums) for k in sums[0]}
+  metrics = {f'train/{k}': v for k, v in objectives.summarize(total).items()}
+  writer.write(steps[-1], metrics)
+  return metrics
+
+
+def _fmt(metrics: Mapping[str, float]) -> str:
+  return ', '.join(f'{k} {v:.4g}' for k, v in sorted(metrics.items()))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains (or resumes) and evaluates; returns the final evaluation metrics."""
+  workdir = prepare_workdir(workdir)
+  is_main = jax.process_index() == 0
+  dataset = data_lib.load(config.data.name, **config.data.kwargs)
+  info = dataset.info
+  objective = make_objective(config, info)
+  protos = prepare_prototypes(config, objective, workdir)
+
+  mesh = parallel.make_mesh(config.num_devices)
+  per_device = parallel.check_batch_size(config.batch_size, mesh)
+  eval_batch_size = config.eval_batch_size or config.batch_size
+  parallel.check_batch_size(eval_batch_size, mesh, 'eval_batch_size')
+  train_split, eval_split = config.data.train_split, config.data.eval_split
+  steps_per_epoch = dataset.steps_per_epoch(train_split, config.batch_size)
+  num_steps = optim.total_steps(config, steps_per_epoch)
+  logging.info('%d devices (%s), global batch %d (%d per device), %d steps '
+               '(%.1f epochs of %d steps).', mesh.size, mesh.devices.flat[0].platform,
+               config.batch_size, per_device, num_steps, num_steps / steps_per_epoch,
+               steps_per_epoch)
+
+  model = models.build(config.model.name, output_dim=objective.output_dim,
+                       dtype=config.model.dtype, axis_name=AXIS, **config.model.kwargs)
+  tx = optim.optimizer(config, num_steps, steps_per_epoch)
+  state = create_train_state(jax.random.PRNGKey(config.seed), model, tx, info.image_shape)
+  state = parallel.replicate(state, mesh)
+  protos_dev = parallel.replicate({k: jnp.asarray(v) for k, v in protos.items()}, mesh)
+
+  ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'),
+                                    every_steps=config.checkpoint_every_steps,
+                                    max_to_keep=config.max_checkpoints_to_keep)
+  state = ckpt.restore(state)
+  start_step = int(jax.device_get(state.step))
+  config_path = os.path.join(workdir, 'config.json')
+  writer = writers.MetricWriter(workdir, enabled=is_main)
+  if start_step > 0:
+    logging.info('Resuming from step %d of %d.', start_step, num_steps)
+    if os.path.exists(config_path) and (diff := _config_diff(config_path, config)):
+      logging.warning('The config differs from the one this workdir started with, in: '
+                      '%s.', ', '.join(diff))
+  elif is_main:
+    writers.write_json(config_path, json.loads(config.to_json()))
+    if 'classes' in protos:
+      metrics = protos_lib.separation_metrics(protos['classes'])
+      writer.write(0, {f'protos/{k}': v for k, v in metrics.items()
+                       if isinstance(v, float)})
+
+  norm = dict(mean=info.mean, std=info.std)
+  train_fn = parallel.map_step(
+      functools.partial(train_step, model=model, tx=tx, objective=objective, **norm),
+      mesh, donate_argnums=(0,))
+  eval_fn = parallel.map_step(
+      functools.partial(eval_step, model=model, objective=objective, **norm), mesh)
+  run_eval = functools.partial(evaluate, eval_fn, protos=protos_dev, dataset=dataset,
+                               split=eval_split, batch_size=eval_batch_size, mesh=mesh)
+
+  progress = writers.Progress(num_steps, config.batch_size)
+  pending, last_ckpt = [], ckpt.latest_step()
+  t_start = time.perf_counter()
+  try:
+    with _StopOnSignal() as stop:
+      for step in range(start_step + 1, num_steps + 1):
+        batch = dataset.train_batch(train_split, step - 1, config.batch_size, config.seed)
+        state, sums = train_fn(state, parallel.shard_batch(batch, mesh), protos_dev)
+        pending.append((step, sums))
+        if step == start_step + 1:
+          jax.block_until_ready(sums)
+          logging.info('First step (with compilation) took %.1f s.',
+                       time.perf_counter() - t_start)
+          progress.start(step)
+        last = step == num_steps
+        if step % config.log_every_steps == 0 or last:
+          metrics = _flush(pending, writer, last_ckpt)
+          logging.info('step %d/%d | %s | %s', step, num_steps, _fmt(metrics),
+                       progress.report(step) or '')
+        if config.eval_every_steps and step % config.eval_every_steps == 0 and not last:
+          metrics = {f'{eval_split}/{k}': v for k, v in run_eval(state=state).items()}
+          writer.write(step, metrics)
+          logging.info('step %d/%d | %s', step, num_steps, _fmt(metrics))
+        if last or stop.requested or step % config.checkpoint_every_steps == 0:
+          _flush(pending, writer, last_ckpt)  # Never checkpoint a non-finite state.
+          if ckpt.save(step, state, force=last or stop.requested):
+            last_ckpt = step
+        if stop.requested and not last:
+          ckpt.wait()
+          raise TrainingInterrupted(step)
+    ckpt.wait()
+
+    final = {f'{eval_split}/{k}': v for k, v in run_eval(state=state).items()}
+    writer.write(num_steps, final)
+    results = dict(final, step=num_steps, train_seconds=time.perf_counter() - t_start,
+                   task=objective.task, method=objective.method, dataset=info.name)
+    if info.target_unit:
+      results['target_unit'] = info.target_unit
+    if is_main:
+      writers.write_json(os.path.join(workdir, 'results.json'), results)
+    logging.info('Final %s metrics at step %d: %s', eval_split, num_steps, _fmt(final))
+    return results
+  finally:
+    ckpt.close()
+    writer.close()
