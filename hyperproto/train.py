@@ -220,27 +220,32 @@ def evaluate(eval_fn, state, protos, dataset: data_lib.Dataset, split: str,
   for batch in dataset.eval_batches(split, batch_size):
     sums = eval_fn(state, parallel.shard_batch(batch, mesh), protos)
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-  return objectives.summarize(jax.device_get(totals))
+  totals = jax.device_get(totals)
+  return dict(objectives.summarize(totals), num_examples=int(totals['count']))
 
 
-def _flush(pending: list, writer: writers.MetricWriter, last_ckpt: Optional[int]) -> dict:
-  """Fetches the metric sums of the steps since the last flush, stops on a non-finite
-  loss, and writes their average."""
-  if not pending:
-    return {}
-  steps, sums = zip(*pending)
-  sums = jax.device_get(list(sums))
-  for step, s in zip(steps, sums):
+def _checked(pending: list, last_ckpt: Optional[int]) -> list[dict]:
+  """Fetches the metric sums of the pending steps; stops on a non-finite loss."""
+  sums = jax.device_get([s for _, s in pending])
+  for (step, _), s in zip(pending, sums):
     if not np.isfinite(s['loss']):
       raise FloatingPointError(
           f'The training loss became {s["loss"]} at step {step}. '
           + (f'The last good checkpoint (step {last_ckpt}) is kept; ' if last_ckpt
              else 'No checkpoint was saved yet; ')
           + 'lower the learning rate (config.lr) or check the input data.')
-  pending.clear()
+  return sums
+
+
+def _flush(pending: list, writer: writers.MetricWriter, last_ckpt: Optional[int]) -> dict:
+  """Writes the average training metrics of the pending steps, and forgets them."""
+  if not pending:
+    return {}
+  sums = _checked(pending, last_ckpt)
   total = {k: sum(float(s[k]) for s in sums) for k in sums[0]}
   metrics = {f'train/{k}': v for k, v in objectives.summarize(total).items()}
-  writer.write(steps[-1], metrics)
+  writer.write(pending[-1][0], metrics)
+  pending.clear()
   return metrics
 
 
@@ -328,7 +333,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           writer.write(step, metrics)
           logging.info('step %d/%d | %s', step, num_steps, _fmt(metrics))
         if last or stop.requested or step % config.checkpoint_every_steps == 0:
-          _flush(pending, writer, last_ckpt)  # Never checkpoint a non-finite state.
+          _checked(pending, last_ckpt)  # Never checkpoint a non-finite state.
           if ckpt.save(step, state, force=last or stop.requested):
             last_ckpt = step
         if stop.requested and not last:

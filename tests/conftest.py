@@ -1,0 +1,7 @@
+"""Test set-up: 8 virtual CPU devices, so multi-device code runs here as on a GPU node."""
+
+import os
+
+os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
+                           + ' --xla_force_host_platform_device_count=8')
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')

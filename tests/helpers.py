@@ -1,0 +1,30 @@
+"""Shared by the tests: a tiny, fast version of the digits config."""
+
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+from configs import digits  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def tiny_config(arg: str = '', **overrides):
+  """Digits at 16x16, a 2-stage CNN of width 8/16, global batch 16, 6 steps."""
+  config = digits.get_config(arg)
+  config.data.kwargs.image_size = 16
+  config.model.kwargs.widths = (8, 16)
+  config.batch_size = 16
+  config.num_steps = 6
+  config.warmup_epochs = 0.0
+  config.log_every_steps = 2
+  config.eval_every_steps = 0
+  config.checkpoint_every_steps = 2
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split('.')
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
