@@ -40,10 +40,19 @@ def run(method: str, lr: float, seed: int) -> dict:
   if os.path.exists(results_path):
     with open(results_path) as f:
       return json.load(f)
+  diverged_path = os.path.join(workdir, 'diverged.json')
+  if os.path.exists(diverged_path):
+    return {'diverged': True}
   config = digits.get_config(f'task={_TASK.value},method={method}')
   config.lr = lr
   config.seed = seed
-  return train.train_and_evaluate(config, workdir)
+  try:
+    return train.train_and_evaluate(config, workdir)
+  except FloatingPointError as e:  # A diverged run is a result too.
+    logging.warning('%s lr %g seed %d diverged: %s', method, lr, seed, e)
+    with open(diverged_path, 'w') as f:
+      json.dump({'error': str(e)}, f)
+    return {'diverged': True}
 
 
 def mean_std(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
@@ -59,24 +68,29 @@ def main(argv):
   rows = []
   for method in _METHODS.value:
     by_lr = {lr: [run(method, lr, s) for s in seeds] for lr in lrs}
-    for lr, runs in by_lr.items():
-      logging.info('%s lr %g: %s', method, lr, [r.get('test/accuracy') for r in runs])
-    best_lr = max(lrs, key=lambda lr: statistics.mean(
+    finished = [lr for lr in lrs if not any(r.get('diverged') for r in by_lr[lr])]
+    best_lr = max(finished, default=None, key=lambda lr: statistics.mean(
         r.get('test/accuracy', -r.get('test/mae', 0.0)) for r in by_lr[lr]))
     for lr in lrs:
       runs = by_lr[lr]
       row = [method, f'{lr:g}' + (' (best)' if lr == best_lr else '')]
-      if 'test/accuracy' in runs[0]:
-        row.append(mean_std([r['test/accuracy'] for r in runs], 100.0))
-      if 'test/mae' in runs[0]:
-        row.append(mean_std([r['test/mae'] for r in runs]))
+      diverged = sum(bool(r.get('diverged')) for r in runs)
+      for key, scale in (('test/accuracy', 100.0), ('test/mae', 1.0)):
+        if key.endswith('accuracy') and _TASK.value == 'regression':
+          continue
+        if key.endswith('mae') and _TASK.value == 'classification':
+          continue
+        row.append(f'diverged ({diverged}/{len(runs)} seeds)' if diverged
+                   else mean_std([r[key] for r in runs], scale))
       rows.append(row)
   header = ['method', 'lr']
   if _TASK.value in ('classification', 'joint'):
     header.append('test digit accuracy (%)')
   if _TASK.value in ('regression', 'joint'):
     header.append('test angle MAE (deg)')
-  lines = [f'Rotated digits, task={_TASK.value}, seeds {seeds}; mean +- std over seeds.',
+  lines = [f'Rotated digits, task={_TASK.value}, seeds {seeds}; mean +- std over seeds; '
+           f'"best" = highest mean test accuracy (no validation split: same tuning for '
+           f'every method).',
            '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
   table = '\n'.join(lines)

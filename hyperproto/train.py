@@ -60,13 +60,19 @@ class TrainingInterrupted(Exception):
 
 def create_train_state(rng: jax.Array, model: nn.Module, tx: optax.GradientTransformation,
                        image_shape: tuple[int, ...]) -> TrainState:
-  init_rng, rng = jax.random.split(rng)
-  variables = jax.jit(functools.partial(model.init, train=False))(
-      init_rng, jnp.zeros((1, *image_shape), jnp.float32))
-  params = variables['params']
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    batch_stats=variables.get('batch_stats', {}),
-                    opt_state=tx.init(params), rng=rng)
+  """Initial parameters, BatchNorm statistics and optimiser state (one compiled call)."""
+
+  @jax.jit
+  def init(rng):
+    init_rng, rng = jax.random.split(rng)
+    variables = model.init(init_rng, jnp.zeros((1, *image_shape), jnp.float32),
+                           train=False)
+    params = variables['params']
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      batch_stats=variables.get('batch_stats', {}),
+                      opt_state=tx.init(params), rng=rng)
+
+  return init(rng)
 
 
 def normalize_images(images: jax.Array, mean, std) -> jax.Array:
