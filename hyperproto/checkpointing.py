@@ -5,9 +5,11 @@ data position is a function of the step, so this is all a run needs to resume ex
 """
 
 import os
+import time
 from typing import Any
 
 import jax
+from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 from absl import logging
 
@@ -30,20 +32,40 @@ class Checkpointer:
     """The newest checkpoint restored into `state`'s structure and shardings, or `state`
     itself when there is none. An unreadable checkpoint falls back to the one before."""
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    unreadable = []
     for step in sorted(self._manager.all_steps(), reverse=True):
       try:
         restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
       except Exception as e:  # pylint: disable=broad-except
         logging.warning('Checkpoint at step %d is unreadable (%s: %s); trying an older '
-                        'one.', step, type(e).__name__, e)
+                        'one.', step, type(e).__name__, str(e)[:500])
+        unreadable.append(step)
         continue
       logging.info('Restored the checkpoint of step %d.', step)
+      self._set_aside(unreadable)
       return restored
     if self._manager.all_steps():
       raise RuntimeError(
           f'No checkpoint in {self._manager.directory} could be read. Move the '
           f'directory away to start from scratch.')
     return state
+
+  def _set_aside(self, steps: list[int]) -> None:
+    """Moves unreadable checkpoints to `<directory>_unreadable/` (kept for inspection),
+    so that the resumed run can save those steps again."""
+    if not steps:
+      return
+    if jax.process_index() == 0:
+      directory = os.fspath(self._manager.directory)
+      aside = directory.rstrip('/') + '_unreadable'
+      os.makedirs(aside, exist_ok=True)
+      for step in steps:
+        target = os.path.join(aside, f'{step}.{int(time.time())}')
+        os.replace(os.path.join(directory, str(step)), target)
+        logging.warning('Moved the unreadable checkpoint of step %d to %s.', step, target)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices('hyperproto_set_aside_checkpoints')
+    self._manager.reload()
 
   def save(self, step: int, state: Any, *, force: bool = False) -> bool:
     """Saves when `step` is due (or `force`); asynchronous: call `wait` before exiting."""

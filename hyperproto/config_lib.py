@@ -68,6 +68,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.kwargs = ml_collections.ConfigDict()  # Passed to the dataset's loader.
   c.data.train_split = 'train'
   c.data.eval_split = 'test'
+  c.data.augment = 'none'  # none | crop_flip (4-pixel padding + horizontal flip, in-step).
 
   # Model section.
   c.model = ml_collections.ConfigDict()
@@ -90,6 +91,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Parallelism: global batch split over a 1-D mesh of `num_devices` (0: all).
   c.num_devices = 0
+  c.parallel = 'shard_map'  # shard_map (jit + shard_map) | pmap; the same per-device step.
 
   # Logging, evaluation, checkpointing.
   c.log_every_steps = 50

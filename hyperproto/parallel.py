@@ -44,10 +44,41 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
   return jax.device_put(batch, NamedSharding(mesh, P(AXIS)))
 
 
-def map_step(step: Callable, mesh: Mesh, *, batch_argnums: tuple[int, ...] = (1,),
-             num_args: int = 3, donate_argnums: tuple[int, ...] = ()) -> Callable:
-  """jit(shard_map(step)): args in `batch_argnums` split over AXIS, others replicated;
-  outputs replicated (the step must reduce them with collectives)."""
-  in_specs = tuple(P(AXIS) if i in batch_argnums else P() for i in range(num_args))
-  mapped = jax.shard_map(step, mesh=mesh, in_specs=in_specs, out_specs=P())
-  return jax.jit(mapped, donate_argnums=donate_argnums)
+MAPPERS = ('shard_map', 'pmap')
+
+
+def map_step(step: Callable, mesh: Mesh, *, kind: str = 'shard_map',
+             batch_argnums: tuple[int, ...] = (1,), num_args: int = 3,
+             donate_argnums: tuple[int, ...] = ()) -> Callable:
+  """Runs the per-device `step` on every device of the 1-D `mesh`.
+
+  Arguments in `batch_argnums` are global batches split along their first axis over
+  AXIS, the others are replicated; outputs are replicated (the step reduces them with
+  collectives over AXIS). Both kinds take and return the same global arrays, so the
+  trainer, checkpoints and tests do not depend on the kind:
+    shard_map  `jax.jit(jax.shard_map(step))` (default);
+    pmap       `jax.pmap(step, axis_name=AXIS)` with unmapped (None) state in and out.
+  """
+  if kind == 'shard_map':
+    in_specs = tuple(P(AXIS) if i in batch_argnums else P() for i in range(num_args))
+    mapped = jax.shard_map(step, mesh=mesh, in_specs=in_specs, out_specs=P())
+    return jax.jit(mapped, donate_argnums=donate_argnums)
+  if kind == 'pmap':
+    # pmap needs one mapped argument even when the step maps none (data resident on the
+    # devices): a dummy of one element per device, dropped before the step.
+    in_axes = tuple(0 if i in batch_argnums else None for i in range(num_args)) + (0,)
+    mapped = jax.pmap(lambda *args: step(*args[:-1]), axis_name=AXIS, in_axes=in_axes,
+                      out_axes=None, devices=list(mesh.devices.flat),
+                      donate_argnums=donate_argnums)
+    n = mesh.size
+    dummy = np.zeros(n, np.int32)
+
+    def split(x):  # Global batch -> (devices, per-device batch, ...).
+      return x.reshape((n, x.shape[0] // n) + x.shape[1:])
+
+    def call(*args):
+      return mapped(*(jax.tree.map(split, a) if i in batch_argnums else a
+                      for i, a in enumerate(args)), dummy)
+
+    return call
+  raise ValueError(f'Unknown parallel mapper {kind!r}; use one of {MAPPERS}.')

@@ -3,6 +3,8 @@
 import os
 import sys
 
+import orbax.checkpoint as ocp
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
@@ -28,3 +30,11 @@ def tiny_config(arg: str = '', **overrides):
       node = node[p]
     node[leaf] = value
   return config
+
+
+def final_params(workdir):
+  """The params of the newest checkpoint in `workdir`."""
+  manager = ocp.CheckpointManager(os.path.join(workdir, 'checkpoints'))
+  state = manager.restore(manager.latest_step())
+  manager.close()
+  return state['params']

@@ -9,6 +9,8 @@ import sys
 import tempfile
 import time
 
+import jax
+import numpy as np
 from absl.testing import absltest
 
 import helpers
@@ -33,38 +35,64 @@ class MainTest(absltest.TestCase):
     self.env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='',
                     PYTHONPATH=helpers.ROOT)
 
-  def test_ctrl_c_then_the_same_command_resumes(self):
-    cmd = command(self.workdir, '--config.num_steps=400',
-                  '--config.checkpoint_every_steps=1000')
+  def run_until(self, cmd, ready, sig):
+    """Starts `cmd`, waits until `ready()` holds, sends `sig`; returns (rc, stderr)."""
     proc = subprocess.Popen(cmd, env=self.env, cwd=helpers.ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    metrics = os.path.join(self.workdir, 'metrics.jsonl')
     deadline = time.time() + TIMEOUT_S
-    # Wait until training is under way (a few train/loss lines), then press Ctrl-C.
-    while time.time() < deadline and proc.poll() is None:
-      if os.path.exists(metrics) and open(metrics).read().count('train/loss') >= 2:
-        break
-      time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    while time.time() < deadline and proc.poll() is None and not ready():
+      time.sleep(0.05)
+    self.assertIsNone(proc.poll(), 'the run ended before it could be interrupted')
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=TIMEOUT_S)
-    self.assertEqual(proc.returncode, 130, err[-2000:])
-    self.assertIn('Run the same command again to resume', err)
-    steps = sorted(int(s) for s in os.listdir(os.path.join(self.workdir, 'checkpoints'))
-                   if s.isdigit())
-    self.assertLen(steps, 1)
-    self.assertBetween(steps[0], 10, 399)  # interrupted mid-run, saved on the signal
-    self.assertFalse(os.path.exists(os.path.join(self.workdir, 'results.json')))
+    return proc.returncode, err
 
-    done = subprocess.run(cmd, env=self.env, cwd=helpers.ROOT, text=True,
+  def checkpoints(self, workdir):
+    directory = os.path.join(workdir, 'checkpoints')
+    if not os.path.isdir(directory):
+      return []
+    return sorted(int(s) for s in os.listdir(directory) if s.isdigit())
+
+  def test_ctrl_c_and_kill_9_then_the_same_command_resumes_bitwise(self):
+    def cmd(workdir):
+      return command(workdir, '--config.num_steps=200', '--config.log_every_steps=5',
+                     '--config.checkpoint_every_steps=20')
+
+    straight = os.path.join(self.workdir, 'straight')
+    done = subprocess.run(cmd(straight), env=self.env, cwd=helpers.ROOT, text=True,
                           capture_output=True, timeout=TIMEOUT_S)
     self.assertEqual(done.returncode, 0, done.stderr[-2000:])
-    self.assertIn(f'Resuming from step {steps[0]} of 400', done.stderr)
-    self.assertIn('Final results after 400 steps', done.stdout)
-    with open(os.path.join(self.workdir, 'results.json')) as f:
-      results = json.load(f)
-    self.assertEqual(results['step'], 400)
-    self.assertEqual(results['test/num_examples'], 359)
-    with open(os.path.join(self.workdir, 'config.json')) as f:
+
+    workdir = os.path.join(self.workdir, 'interrupted')
+    metrics = os.path.join(workdir, 'metrics.jsonl')
+    # Ctrl-C once training is under way: a checkpoint at that step, exit status 130.
+    rc, err = self.run_until(
+        cmd(workdir), lambda: os.path.exists(metrics)
+        and open(metrics).read().count('train/loss') >= 2, signal.SIGINT)
+    self.assertEqual(rc, 130, err[-2000:])
+    self.assertIn('Run the same command again to resume', err)
+    (first,) = self.checkpoints(workdir)
+    self.assertBetween(first, 10, 199)  # interrupted mid-run, saved on the signal
+    self.assertFalse(os.path.exists(os.path.join(workdir, 'results.json')))
+    # The same command resumes; kill -9 after its next periodic checkpoint.
+    rc, err = self.run_until(cmd(workdir), lambda: max(self.checkpoints(workdir)) > first,
+                             signal.SIGKILL)
+    self.assertEqual(rc, -signal.SIGKILL)
+    self.assertIn(f'Resuming from step {first} of 200', err)
+    second = max(self.checkpoints(workdir))
+    self.assertLess(second, 200)
+    # And again, to the end: bitwise the uninterrupted run.
+    done = subprocess.run(cmd(workdir), env=self.env, cwd=helpers.ROOT, text=True,
+                          capture_output=True, timeout=TIMEOUT_S)
+    self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+    self.assertIn(f'Resuming from step {second} of 200', done.stderr)
+    self.assertIn('Final results after 200 steps', done.stdout)
+    jax.tree.map(np.testing.assert_array_equal, helpers.final_params(straight),
+                 helpers.final_params(workdir))
+    results = [json.load(open(os.path.join(w, 'results.json'))) for w in (straight, workdir)]
+    for key in ('test/accuracy', 'test/mae', 'test/num_examples'):
+      self.assertEqual(results[0][key], results[1][key])
+    with open(os.path.join(workdir, 'config.json')) as f:
       self.assertEqual(json.load(f)['batch_size'], 16)  # the override was applied
 
   def test_bad_override_is_rejected(self):

@@ -14,16 +14,9 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 import helpers
+from hyperproto import parallel
 from hyperproto import prototypes
-from hyperproto.data import base as data_base
 from hyperproto import train
-
-
-def final_params(workdir):
-  manager = ocp.CheckpointManager(os.path.join(workdir, 'checkpoints'))
-  state = manager.restore(manager.latest_step())
-  manager.close()
-  return state['params']
 
 
 def read_jsonl(path):
@@ -32,38 +25,67 @@ def read_jsonl(path):
 
 
 class TrainTest(parameterized.TestCase):
+  """Most tests compare against one reference run: 6 steps, 8 devices, shard_map."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.ref_dir = tempfile.mkdtemp(prefix='hyperproto_ref_')
+    cls.ref = train.train_and_evaluate(helpers.tiny_config(), cls.ref_dir)
+    cls.ref_params = helpers.final_params(cls.ref_dir)
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.ref_dir, ignore_errors=True)
+    super().tearDownClass()
 
   def workdir(self):
     path = tempfile.mkdtemp(prefix='hyperproto_test_')
     self.addCleanup(shutil.rmtree, path, ignore_errors=True)
     return path
 
-  @parameterized.parameters(('joint', 'hpn'), ('classification', 'hpn'),
-                            ('regression', 'hpn'), ('joint', 'baseline'))
-  def test_end_to_end_outputs(self, task, method):
-    workdir = self.workdir()
-    results = train.train_and_evaluate(
-        helpers.tiny_config(f'task={task},method={method}'), workdir)
-    for name in ('config.json', 'metrics.jsonl', 'results.json', 'prototypes.npy'
-                 if method == 'hpn' else 'config.json'):
+  def assert_same_as_reference(self, workdir, results, exact=True):
+    check = (np.testing.assert_array_equal if exact else
+             lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5))
+    jax.tree.map(check, self.ref_params, helpers.final_params(workdir))
+    for key in ('test/accuracy', 'test/mae'):
+      if exact:
+        self.assertEqual(self.ref[key], results[key])
+      else:
+        self.assertAlmostEqual(self.ref[key], results[key], places=2)
+
+  def test_reference_outputs(self):
+    workdir, results = self.ref_dir, self.ref
+    for name in ('config.json', 'metrics.jsonl', 'results.json', 'prototypes.npy',
+                 'prototypes.json'):
       self.assertTrue(os.path.exists(os.path.join(workdir, name)), name)
     self.assertTrue(any(f.startswith('events.out.tfevents') for f in os.listdir(workdir)))
     self.assertEqual(results['step'], 6)
     self.assertEqual(results['test/num_examples'], 359)  # every test example, once
+    self.assertBetween(results['test/accuracy'], 0.0, 1.0)
+    self.assertBetween(results['test/mae'], 0.0, 120.0)
+    lines = read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
+    self.assertEqual([l['step'] for l in lines if 'train/loss' in l], [2, 4, 6])
+    self.assertTrue(all(np.isfinite(l['train/loss']) for l in lines if 'train/loss' in l))
+    self.assertAlmostEqual(lines[0]['protos/max_cos'], -1 / 9, places=5)
+    with open(os.path.join(workdir, 'results.json')) as f:
+      self.assertEqual(json.load(f)['test/mae'], results['test/mae'])
+
+  @parameterized.parameters(('classification', 'hpn'), ('regression', 'hpn'),
+                            ('joint', 'baseline'))
+  def test_other_tasks_end_to_end(self, task, method):
+    results = train.train_and_evaluate(
+        helpers.tiny_config(f'task={task},method={method}', num_steps=2), self.workdir())
+    self.assertEqual(results['test/num_examples'], 359)
     if task != 'regression':
       self.assertBetween(results['test/accuracy'], 0.0, 1.0)
     if task != 'classification':
       self.assertBetween(results['test/mae'], 0.0, 120.0)
-    lines = read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
-    self.assertEqual([l['step'] for l in lines if 'train/loss' in l], [2, 4, 6])
-    self.assertTrue(all(np.isfinite(l['train/loss']) for l in lines if 'train/loss' in l))
-    if method == 'hpn' and task != 'regression':
-      self.assertAlmostEqual(lines[0]['protos/max_cos'], -1 / 9, places=5)
 
   def test_training_learns(self):
     config = helpers.tiny_config('task=classification', num_steps=100, lr=0.002,
                                  batch_size=32, log_every_steps=25,
-                                 checkpoint_every_steps=100)
+                                 checkpoint_every_steps=100, num_devices=1)
     config.model.kwargs.widths = (16, 32)
     workdir = self.workdir()
     results = train.train_and_evaluate(config, workdir)
@@ -73,42 +95,59 @@ class TrainTest(parameterized.TestCase):
     self.assertLess(losses[-1], 0.5 * losses[0])
     self.assertGreater(results['test/accuracy'], 0.5)  # chance: 0.1
 
-  def test_interrupt_and_resume_match_an_uninterrupted_run(self):
-    straight, resumed = self.workdir(), self.workdir()
-    r_straight = train.train_and_evaluate(helpers.tiny_config(), straight)
+  def test_sigterm_then_resume_is_bitwise_the_uninterrupted_run(self):
+    workdir = self.workdir()
+    map_step = parallel.map_step
 
-    fetch = data_base.Dataset.train_batch
+    def sigterm_in_step_3(step, mesh, **kwargs):
+      fn = map_step(step, mesh, **kwargs)
+      if not kwargs.get('donate_argnums'):
+        return fn  # The eval step.
+      calls = []
 
-    def sigterm_during_step_3(ds, split, step, *args, **kwargs):
-      if step == 2:  # 0-based: the batch of step 3
-        os.kill(os.getpid(), signal.SIGTERM)
-      return fetch(ds, split, step, *args, **kwargs)
+      def wrapped(*args):
+        calls.append(1)
+        if len(calls) == 3:
+          os.kill(os.getpid(), signal.SIGTERM)
+        return fn(*args)
 
-    with mock.patch.object(data_base.Dataset, 'train_batch', sigterm_during_step_3):
+      return wrapped
+
+    with mock.patch.object(parallel, 'map_step', sigterm_in_step_3):
       with self.assertRaises(train.TrainingInterrupted) as cm:
-        train.train_and_evaluate(helpers.tiny_config(), resumed)
-    self.assertEqual(cm.exception.step, 3)
-    self.assertFalse(os.path.exists(os.path.join(resumed, 'results.json')))
-
-    r_resumed = train.train_and_evaluate(helpers.tiny_config(), resumed)
-    jax.tree.map(np.testing.assert_array_equal, final_params(straight),
-                 final_params(resumed))
-    self.assertEqual(r_straight['test/accuracy'], r_resumed['test/accuracy'])
-    self.assertEqual(r_straight['test/mae'], r_resumed['test/mae'])
+        train.train_and_evaluate(helpers.tiny_config(checkpoint_every_steps=100), workdir)
+    self.assertEqual(cm.exception.step, 3)  # saved on the signal, not periodically
+    self.assertFalse(os.path.exists(os.path.join(workdir, 'results.json')))
+    self.assert_same_as_reference(workdir, train.train_and_evaluate(
+        helpers.tiny_config(checkpoint_every_steps=100), workdir))
     # A finished workdir just re-evaluates.
-    again = train.train_and_evaluate(helpers.tiny_config(), resumed)
-    self.assertEqual(again['test/mae'], r_resumed['test/mae'])
+    again = train.train_and_evaluate(helpers.tiny_config(), workdir)
+    self.assertEqual(again['test/mae'], self.ref['test/mae'])
 
-  def test_one_and_eight_devices_agree(self):
+  def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(self):
+    workdir = self.workdir()
+    shutil.copytree(self.ref_dir, workdir, dirs_exist_ok=True)
+    os.remove(os.path.join(workdir, 'results.json'))
+    newest = os.path.join(workdir, 'checkpoints', '6')
+    for root, _, files in os.walk(newest):  # Truncate every file of step 6.
+      for name in files:
+        open(os.path.join(root, name), 'w').close()
+    with self.assertLogs(level='WARNING') as logs:
+      results = train.train_and_evaluate(helpers.tiny_config(), workdir)
+    self.assertTrue(any('step 6 is unreadable' in line for line in logs.output))
+    # Steps 5 and 6 were re-run from the checkpoint of step 4: bitwise the same run.
+    self.assert_same_as_reference(workdir, results)
+
+  @parameterized.named_parameters(('one_device', dict(num_devices=1)),
+                                  ('pmap', dict(parallel='pmap')))
+  def test_same_run_on_one_device_and_under_pmap(self, overrides):
     # The loss is a sum over the global batch: the psum of per-device gradients must give
-    # the same update on 1 and 8 devices (a missing or doubled reduction would not).
-    one, eight = self.workdir(), self.workdir()
-    r1 = train.train_and_evaluate(helpers.tiny_config(num_devices=1), one)
-    r8 = train.train_and_evaluate(helpers.tiny_config(num_devices=8), eight)
+    # the same update on 1 and 8 devices (a missing or doubled reduction would not), and
+    # pmap must run the same per-device step as shard_map.
+    workdir = self.workdir()
+    results = train.train_and_evaluate(helpers.tiny_config(**overrides), workdir)
     self.assertEqual(jax.device_count(), 8)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5),
-                 final_params(one), final_params(eight))
-    self.assertAlmostEqual(r1['test/mae'], r8['test/mae'], places=2)
+    self.assert_same_as_reference(workdir, results, exact=False)
 
   def test_mean_reduction_is_device_invariant_too(self):
     one, eight = self.workdir(), self.workdir()
@@ -116,20 +155,20 @@ class TrainTest(parameterized.TestCase):
     train.train_and_evaluate(helpers.tiny_config(num_devices=1, **kw), one)
     train.train_and_evaluate(helpers.tiny_config(num_devices=8, **kw), eight)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5),
-                 final_params(one), final_params(eight))
+                 helpers.final_params(one), helpers.final_params(eight))
 
   def test_nan_loss_stops_with_the_step_and_keeps_a_good_checkpoint(self):
     workdir = self.workdir()
     config = helpers.tiny_config('task=classification,method=baseline', lr=1e30,
                                  num_steps=20, log_every_steps=1, checkpoint_every_steps=1)
-    with self.assertRaisesRegex(FloatingPointError, r'at step \d+'):
+    with self.assertRaisesRegex(FloatingPointError,
+                                r'became nan at step (\d+)\. The last good checkpoint'):
       train.train_and_evaluate(config, workdir)
-    if os.path.exists(os.path.join(workdir, 'checkpoints')):
-      manager = ocp.CheckpointManager(os.path.join(workdir, 'checkpoints'))
-      if manager.latest_step() is not None:
-        params = manager.restore(manager.latest_step())['params']
-        self.assertTrue(all(np.all(np.isfinite(p)) for p in jax.tree.leaves(params)))
-      manager.close()
+    manager = ocp.CheckpointManager(os.path.join(workdir, 'checkpoints'))
+    self.assertIsNotNone(manager.latest_step())
+    params = manager.restore(manager.latest_step())['params']
+    manager.close()
+    self.assertTrue(all(np.all(np.isfinite(p)) for p in jax.tree.leaves(params)))
 
   def test_unknown_task(self):
     with self.assertRaisesRegex(ValueError, "Unknown task 'segmentation'"):
