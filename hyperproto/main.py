@@ -15,6 +15,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from hyperproto import distributed
 from hyperproto import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -24,6 +25,13 @@ _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Directory for checkpoints, metrics and results (resumed if it '
     'holds a checkpoint).')
 flags.mark_flags_as_required(['config', 'workdir'])
+# Multi-process runs: SLURM and Open MPI are detected; these override (see distributed.py).
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None,
+                                   'host:port of process 0 (multi-process runs).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process.')
+_LOCAL_DEVICE_IDS = flags.DEFINE_list(
+    'local_device_ids', None, 'Devices of this process (one process per node).')
 
 
 class _QuietOrbax(std_logging.Filter):
@@ -37,6 +45,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietOrbax())
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                         [int(i) for i in _LOCAL_DEVICE_IDS.value or []])
   logging.info('JAX process %d of %d; local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
   try:
@@ -48,6 +58,8 @@ def main(argv):
   summary = ', '.join(f'{k} = {v:.4f}' for k, v in results.items()
                       if isinstance(v, float) and '/' in k)
   unit = results.get('target_unit')
+  if jax.process_index() != 0:
+    return
   print(f'Final results after {results["step"]} steps: {summary}'
         + (f' (mae in {unit})' if unit else '') + f'. Workdir: {_WORKDIR.value}')
 

@@ -35,13 +35,27 @@ def check_batch_size(batch_size: int, mesh: Mesh, what: str = 'batch_size') -> i
   return batch_size // n
 
 
+def _put(tree: Any, sharding: NamedSharding) -> Any:
+  """Host arrays -> global arrays. Every process holds the same full host values and
+  contributes the slices its own devices need, so this works on any number of hosts."""
+
+  def put(x):
+    if isinstance(x, jax.Array):
+      return jax.device_put(x, sharding)
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+  return jax.tree.map(put, tree)
+
+
 def replicate(tree: Any, mesh: Mesh) -> Any:
-  return jax.device_put(tree, NamedSharding(mesh, P()))
+  """A copy of `tree` on every device of the mesh."""
+  return _put(tree, NamedSharding(mesh, P()))
 
 
 def shard_batch(batch: Any, mesh: Mesh) -> Any:
   """Places a global (host) batch on the mesh, split along the first axis."""
-  return jax.device_put(batch, NamedSharding(mesh, P(AXIS)))
+  return _put(batch, NamedSharding(mesh, P(AXIS)))
 
 
 MAPPERS = ('shard_map', 'pmap')

@@ -3,13 +3,14 @@
 import os
 import sys
 
-import orbax.checkpoint as ocp
+import jax
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
 from configs import digits  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hyperproto import export  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def tiny_config(arg: str = '', **overrides):
@@ -33,8 +34,5 @@ def tiny_config(arg: str = '', **overrides):
 
 
 def final_params(workdir):
-  """The params of the newest checkpoint in `workdir`."""
-  manager = ocp.CheckpointManager(os.path.join(workdir, 'checkpoints'))
-  state = manager.restore(manager.latest_step())
-  manager.close()
-  return state['params']
+  """The params of the newest checkpoint in `workdir` (as NumPy arrays)."""
+  return jax.device_get(export.load_checkpoint(workdir)[1]['params'])

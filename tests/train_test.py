@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -9,11 +10,11 @@ from unittest import mock
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 from absl.testing import absltest
 from absl.testing import parameterized
 
 import helpers
+from hyperproto import export
 from hyperproto import parallel
 from hyperproto import prototypes
 from hyperproto import train
@@ -162,13 +163,25 @@ class TrainTest(parameterized.TestCase):
     config = helpers.tiny_config('task=classification,method=baseline', lr=1e30,
                                  num_steps=20, log_every_steps=1, checkpoint_every_steps=1)
     with self.assertRaisesRegex(FloatingPointError,
-                                r'became nan at step (\d+)\. The last good checkpoint'):
+                                r'became nan at step (\d+)\. The last good checkpoint') as cm:
       train.train_and_evaluate(config, workdir)
-    manager = ocp.CheckpointManager(os.path.join(workdir, 'checkpoints'))
-    self.assertIsNotNone(manager.latest_step())
-    params = manager.restore(manager.latest_step())['params']
-    manager.close()
-    self.assertTrue(all(np.all(np.isfinite(p)) for p in jax.tree.leaves(params)))
+    step = int(re.search(r'at step (\d+)', str(cm.exception)).group(1))
+    good, state = export.load_checkpoint(workdir)  # raises if there is none
+    self.assertLess(good, step)
+    self.assertTrue(all(np.all(np.isfinite(p)) for p in jax.tree.leaves(state['params'])))
+
+  def test_export_npz(self):
+    path = export.export(self.ref_dir, os.path.join(self.workdir(), 'run.npz'))
+    with np.load(path) as f:
+      self.assertEqual(int(f['step']), 6)
+      np.testing.assert_array_equal(
+          f['params/head/kernel'], self.ref_params['head']['kernel'])
+      np.testing.assert_array_equal(
+          f['prototypes'], np.load(os.path.join(self.ref_dir, 'prototypes.npy')))
+      self.assertIn('batch_stats/backbone/bn0_0/mean', f.files)
+      self.assertEqual(json.loads(str(f['config']))['batch_size'], 16)
+      flat = {k[len('params/'):]: f[k] for k in f.files if k.startswith('params/')}
+    self.assertLen(flat, len(jax.tree.leaves(self.ref_params)))
 
   def test_unknown_task(self):
     with self.assertRaisesRegex(ValueError, "Unknown task 'segmentation'"):

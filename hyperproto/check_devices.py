@@ -1,0 +1,54 @@
+"""Prints what each process sees, then checks one collective over all devices.
+
+  srun python -m hyperproto.check_devices      # on a cluster (one line per process)
+  python -m hyperproto.check_devices           # here
+
+Use it before a long multi-host run: every process must report the same device count,
+and the all-reduce must give the number of devices.
+"""
+
+import json
+
+import jax
+import numpy as np
+from absl import app
+from absl import flags
+from jax.sharding import PartitionSpec as P
+
+from hyperproto import distributed
+from hyperproto import parallel
+
+_COORDINATOR = flags.DEFINE_string('coordinator_address', None,
+                                   'host:port of process 0 (else auto-detected).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process.')
+_LOCAL_DEVICE_IDS = flags.DEFINE_list('local_device_ids', None,
+                                      'Devices of this process (process per node).')
+
+
+def report() -> dict:
+  """This process's view, and the result of a psum of ones over every device."""
+  mesh = parallel.make_mesh()
+  ones = parallel.shard_batch(np.ones(mesh.size, np.float32), mesh)
+  total = jax.jit(jax.shard_map(lambda x: jax.lax.psum(x.sum(), parallel.AXIS), mesh=mesh,
+                                in_specs=P(parallel.AXIS), out_specs=P()))(ones)
+  return {
+      'process_index': jax.process_index(),
+      'process_count': jax.process_count(),
+      'platform': jax.devices()[0].platform,
+      'device_count': jax.device_count(),
+      'local_devices': [str(d) for d in jax.local_devices()],
+      'psum_over_devices': float(total),
+      'ok': float(total) == jax.device_count(),
+  }
+
+
+def main(argv):
+  del argv
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                         [int(i) for i in _LOCAL_DEVICE_IDS.value or []])
+  print(json.dumps(report()), flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)
