@@ -58,6 +58,26 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
   return _put(batch, NamedSharding(mesh, P(AXIS)))
 
 
+def batch_to_devices(batch: Any, mesh: Mesh, kind: str = 'shard_map', *,
+                     process_local: bool = False) -> Any:
+  """A host batch -> what `map_step(kind)` takes for a batch argument.
+
+  `process_local`: the batch is this process's share of the global batch (streaming
+  input, one share per host) rather than the whole global batch (every process holds
+  it). shard_map takes global arrays; pmap takes each process's share as NumPy.
+  """
+  if kind == 'pmap':
+    if process_local or jax.process_count() == 1:
+      return batch
+    i, n = jax.process_index(), jax.process_count()
+    return jax.tree.map(lambda x: x[i * (len(x) // n):(i + 1) * (len(x) // n)], batch)
+  if process_local:
+    sharding = NamedSharding(mesh, P(AXIS))
+    return jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch)
+  return shard_batch(batch, mesh)
+
+
 MAPPERS = ('shard_map', 'pmap')
 
 
@@ -71,7 +91,8 @@ def map_step(step: Callable, mesh: Mesh, *, kind: str = 'shard_map',
   collectives over AXIS). Both kinds take and return the same global arrays, so the
   trainer, checkpoints and tests do not depend on the kind:
     shard_map  `jax.jit(jax.shard_map(step))` (default);
-    pmap       `jax.pmap(step, axis_name=AXIS)` with unmapped (None) state in and out.
+    pmap       `jax.pmap(step, axis_name=AXIS)` with unmapped (None) state in and out;
+               batch arguments are this process's NumPy share (`batch_to_devices`).
   """
   if kind == 'shard_map':
     in_specs = tuple(P(AXIS) if i in batch_argnums else P() for i in range(num_args))
@@ -84,11 +105,11 @@ def map_step(step: Callable, mesh: Mesh, *, kind: str = 'shard_map',
     mapped = jax.pmap(lambda *args: step(*args[:-1]), axis_name=AXIS, in_axes=in_axes,
                       out_axes=None, devices=list(mesh.devices.flat),
                       donate_argnums=donate_argnums)
-    n = mesh.size
+    n = sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
     dummy = np.zeros(n, np.int32)
 
-    def split(x):  # Global batch -> (devices, per-device batch, ...).
-      return x.reshape((n, x.shape[0] // n) + x.shape[1:])
+    def split(x):  # This process's batch -> (local devices, per-device batch, ...).
+      return np.reshape(x, (n, x.shape[0] // n) + x.shape[1:])
 
     def call(*args):
       return mapped(*(jax.tree.map(split, a) if i in batch_argnums else a

@@ -242,12 +242,20 @@ def _config_diff(path: str, config: ml_collections.ConfigDict) -> list[str]:
 # --- The loop -------------------------------------------------------------------------
 
 
-def evaluate(eval_fn, state, protos, dataset: data_lib.Dataset, split: str,
-             batch_size: int, mesh) -> dict[str, float]:
-  """Metrics over the whole split (each example counted once)."""
+def evaluate(eval_fn, state, protos, dataset, split: str, batch_size: int, mesh,
+             kind: str) -> dict[str, float]:
+  """Metrics over the whole split (each example counted once, on any number of devices
+  and hosts: batches are padded and masked)."""
   totals = None
-  for batch in dataset.eval_batches(split, batch_size):
-    sums = eval_fn(state, parallel.shard_batch(batch, mesh), protos)
+  streaming = not isinstance(dataset, data_lib.Dataset)
+  if streaming:  # Each host decodes its own share of every batch.
+    batches = dataset.eval_batches(split, batch_size, jax.process_index(),
+                                   jax.process_count())
+  else:
+    batches = dataset.eval_batches(split, batch_size)
+  for batch in batches:
+    batch = parallel.batch_to_devices(batch, mesh, kind, process_local=streaming)
+    sums = eval_fn(state, batch, protos)
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
   totals = jax.device_get(totals)
   return dict(objectives.summarize(totals), num_examples=int(totals['count']))
@@ -330,21 +338,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                        if isinstance(v, float)})
 
   norm = dict(mean=info.mean, std=info.std)
-  # The whole training split goes to every device once, as uint8; each step gathers and
-  # augments its own examples (data.device_input).
-  train_data = parallel.replicate(
-      {k: v for k, v in dataset.splits[train_split].items()
-       if k in ('image', 'label', 'target')}, mesh)
-  train_fn = parallel.map_step(
-      functools.partial(resident_train_step, global_batch=config.batch_size,
-                        augment=config.data.augment, model=model, tx=tx,
-                        objective=objective, **norm),
-      mesh, kind=config.parallel, batch_argnums=(), donate_argnums=(0,))
+  step_kwargs = dict(model=model, tx=tx, objective=objective, **norm)
+  if isinstance(dataset, data_lib.Dataset):
+    # The whole training split goes to every device once, as uint8; each step gathers
+    # and augments its own examples (data.device_input).
+    train_data = parallel.replicate(
+        {k: v for k, v in dataset.splits[train_split].items()
+         if k in ('image', 'label', 'target')}, mesh)
+    train_fn = parallel.map_step(
+        functools.partial(resident_train_step, global_batch=config.batch_size,
+                          augment=config.data.augment, **step_kwargs),
+        mesh, kind=config.parallel, batch_argnums=(), donate_argnums=(0,))
+    next_input = lambda: train_data
+  else:
+    # Streaming (large images): each host decodes and augments its share of every
+    # batch; batch `step` is a pure function of (seed, step), so resuming needs no state.
+    if config.data.augment != 'none':
+      raise ValueError(f'data.augment={config.data.augment!r} is for datasets held on '
+                       f'the device; {info.name} augments while decoding: set '
+                       f'data.augment=none.')
+    batches = dataset.train_batches(train_split, start_step, config.batch_size,
+                                    config.seed, jax.process_index(), jax.process_count())
+    train_fn = parallel.map_step(functools.partial(train_step, **step_kwargs), mesh,
+                                 kind=config.parallel, donate_argnums=(0,))
+    next_input = lambda: parallel.batch_to_devices(next(batches), mesh, config.parallel,
+                                                   process_local=True)
   eval_fn = parallel.map_step(
       functools.partial(eval_step, model=model, objective=objective, **norm), mesh,
       kind=config.parallel)
   run_eval = functools.partial(evaluate, eval_fn, protos=protos_dev, dataset=dataset,
-                               split=eval_split, batch_size=eval_batch_size, mesh=mesh)
+                               split=eval_split, batch_size=eval_batch_size, mesh=mesh,
+                               kind=config.parallel)
 
   progress = writers.Progress(num_steps, config.batch_size)
   pending, last_ckpt = [], ckpt.latest_step()
@@ -352,7 +376,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   try:
     with _StopOnSignal() as stop:
       for step in range(start_step + 1, num_steps + 1):
-        state, sums = train_fn(state, train_data, protos_dev)
+        state, sums = train_fn(state, next_input(), protos_dev)
         pending.append((step, sums))
         if step == start_step + 1:
           jax.block_until_ready(sums)

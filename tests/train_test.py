@@ -72,11 +72,18 @@ class TrainTest(parameterized.TestCase):
     with open(os.path.join(workdir, 'results.json')) as f:
       self.assertEqual(json.load(f)['test/mae'], results['test/mae'])
 
-  @parameterized.parameters(('classification', 'hpn'), ('regression', 'hpn'),
-                            ('joint', 'baseline'))
-  def test_other_tasks_end_to_end(self, task, method):
+  @parameterized.parameters(('classification', 'hpn', 'float32'),
+                            ('regression', 'hpn', 'float32'),
+                            ('joint', 'baseline', 'float32'),
+                            ('joint', 'hpn', 'bfloat16'))
+  def test_other_tasks_end_to_end(self, task, method, dtype):
+    workdir = self.workdir()
     results = train.train_and_evaluate(
-        helpers.tiny_config(f'task={task},method={method}', num_steps=2), self.workdir())
+        helpers.tiny_config(f'task={task},method={method}', num_steps=2,
+                            **{'model.dtype': dtype}), workdir)
+    # Mixed precision computes in bf16; params (and BatchNorm statistics) stay float32.
+    self.assertTrue(all(p.dtype == np.float32
+                        for p in jax.tree.leaves(helpers.final_params(workdir))))
     self.assertEqual(results['test/num_examples'], 359)
     if task != 'regression':
       self.assertBetween(results['test/accuracy'], 0.0, 1.0)
