@@ -56,3 +56,11 @@ def get_config(arg=None):
     config.eval_every_steps = 10
     config.checkpoint_every_steps = 10
   return config
+
+
+def get_sweep(name):
+  """compare: HPN vs. the multi-task baseline (experiments/digits_compare.py runs it
+  with a learning-rate grid)."""
+  if name != 'compare':
+    raise ValueError(f'Unknown sweep {name!r}; use compare.')
+  return ['method=hpn', 'method=baseline']

@@ -18,8 +18,7 @@ import orbax.checkpoint as ocp
 from absl import app
 from absl import flags
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'The run to export.')
-_OUTPUT = flags.DEFINE_string('output', None, 'Output .npz (default: WORKDIR/export.npz).')
+FLAGS = flags.FLAGS
 
 
 def _flatten(tree, prefix: str) -> dict[str, np.ndarray]:
@@ -72,14 +71,22 @@ def export(workdir: str, output: Optional[str] = None) -> str:
   return output
 
 
+def define_flags():
+  """The command line's flags (defined only when run as a program, so that importing
+  this module defines none)."""
+  flags.DEFINE_string('workdir', None, 'The run to export.')
+  flags.DEFINE_string('output', None, 'Output .npz (default: WORKDIR/export.npz).')
+
+
 def main(argv):
   del argv
-  path = export(_WORKDIR.value, _OUTPUT.value)
+  path = export(FLAGS.workdir, FLAGS.output)
   with np.load(path) as f:
     size = sum(f[k].size for k in f.files if k.startswith('params/'))
   print(f'Wrote {path}: {size:,} parameters at step {int(np.load(path)["step"])}.')
 
 
 if __name__ == '__main__':
+  define_flags()
   flags.mark_flag_as_required('workdir')
   app.run(main)

@@ -370,6 +370,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                split=eval_split, batch_size=eval_batch_size, mesh=mesh,
                                kind=config.parallel)
 
+  eval_every = config.eval_every_steps or int(round(config.eval_every_epochs
+                                                    * steps_per_epoch))
   progress = writers.Progress(num_steps, config.batch_size)
   pending, last_ckpt = [], ckpt.latest_step()
   t_start = time.perf_counter()
@@ -388,7 +390,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           metrics = _flush(pending, writer, last_ckpt)
           logging.info('step %d/%d | %s | %s', step, num_steps, _fmt(metrics),
                        progress.report(step) or '')
-        if config.eval_every_steps and step % config.eval_every_steps == 0 and not last:
+        if eval_every and step % eval_every == 0 and not last:
           metrics = {f'{eval_split}/{k}': v for k, v in run_eval(state=state).items()}
           writer.write(step, metrics)
           logging.info('step %d/%d | %s', step, num_steps, _fmt(metrics))

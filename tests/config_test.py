@@ -1,6 +1,9 @@
 """Configs: every declared argument builds; parse_arg converts and rejects clearly."""
 
+import importlib
 import itertools
+import os
+import sys
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -64,6 +67,85 @@ class DigitsConfigTest(parameterized.TestCase):
     config_flags.DEFINE_config_file('config', None, '', flag_values=fv, lock_config=True)
     fv(['prog', f'--config={digits.__file__}:task=regression,dim=3'])
     self.assertEqual((fv.config.task, fv.config.dim), ('regression', 3))
+
+
+PAPER_CONFIGS = {  # config: (batch, lr, backbone, data, augmentation in the step)
+    'cifar100': (128, 0.01, 'resnet32', 'cifar100', 'crop_flip'),
+    'imagenet200': (128, 0.01, 'resnet32_64', 'imagenet200', 'crop_flip'),
+    'cub': (64, 0.01, 'resnet34', 'cub', 'none'),  # augmented while decoding
+    'omniart': (64, 0.001, 'resnet34', 'omniart', 'none'),
+}
+SWEEPS = {'cifar100': ('table1', 'table2', 'table3'), 'imagenet200': ('table3',),
+          'cub': ('table3',), 'omniart': ('table4', 'table5'), 'mnist': ('compare',),
+          'cifar10': ('placement',), 'digits': ('compare',)}
+
+
+def load(name):
+  return importlib.import_module(f'configs.{name}')
+
+
+class PaperConfigTest(parameterized.TestCase):
+
+  @parameterized.parameters(*PAPER_CONFIGS)
+  def test_the_original_recipe(self, name):
+    batch, lr, backbone, data, augment = PAPER_CONFIGS[name]
+    config = load(name).get_config()
+    self.assertEqual((config.batch_size, config.lr, config.model.name, config.data.name,
+                      config.data.augment), (batch, lr, backbone, data, augment))
+    # HPN.md section 2: SGD 0.9, coupled L2 1e-4 on every parameter, x0.1 at 100 and
+    # 200, 250 epochs, test every 10 epochs, loss summed over the batch.
+    self.assertEqual((config.momentum, config.weight_decay, config.schedule),
+                     (0.9, 1e-4, 'step'))
+    self.assertEqual((tuple(config.decay_epochs), config.decay_factor, config.num_epochs),
+                     ((100.0, 200.0), 0.1, 250.0))
+    self.assertEqual((config.eval_every_epochs, config.loss_reduction), (10.0, 'sum'))
+    self.assertEqual(config.prototypes.method, 'hpn')  # the paper's placement
+    self.assertEqual(config.prototypes.seed, 300)
+
+  def test_omniart_layout(self):
+    joint = load('omniart').get_config('task=joint')
+    self.assertEqual((joint.task, joint.dim, joint.joint_weight), ('joint', 47, 0.5))
+    regression = load('omniart').get_config('task=regression,dim=3,lr=0.01')
+    self.assertEqual((regression.task, regression.dim, regression.lr),
+                     ('regression', 3, 0.01))
+    with self.assertRaisesRegex(ValueError, 'task=regression or task=joint'):
+      load('omniart').get_config('task=classification')
+
+  @parameterized.parameters(*[(name, sweep) for name, sweeps in SWEEPS.items()
+                              for sweep in sweeps])
+  def test_every_sweep_cell_builds(self, name, sweep):
+    module = load(name)
+    cells = module.get_sweep(sweep)
+    self.assertNotEmpty(cells)
+    self.assertLen(set(cells), len(cells))
+    for cell in cells:
+      config = module.get_config(cell)
+      for item in cell.split(','):
+        key, value = item.split('=')
+        if key == 'dim' and config.method == 'hpn':
+          self.assertEqual(config.dim, int(value))
+        if key == 'method' and value != 'hpn':
+          self.assertEqual(config.method, 'baseline')
+      small = module.get_config(cell + ',runlocal')
+      self.assertLessEqual(small.num_steps, 20)
+
+  def test_every_paper_number_has_a_sweep_cell(self):
+    sys.path.insert(0, os.path.join(helpers.ROOT, 'experiments'))
+    import paper_numbers  # pylint: disable=g-import-not-at-top
+    for name, spec in paper_numbers.TABLES.items():
+      for _, cells in spec['rows']:
+        for column, (arg, _, _) in cells.items():
+          config = spec['config'] or column
+          declared = [c for sweep in SWEEPS[config] for c in load(config).get_sweep(sweep)]
+          self.assertIn(arg, declared, f'{name}: {config}:{arg} is in no sweep')
+
+  @parameterized.parameters(('cifar100', 'method=mse', 'regression baseline'),
+                            ('cifar100', 'prototypes=best', 'Unknown prototypes'),
+                            ('cifar100', 'method=svm', 'Unknown method'))
+  def test_bad_cells(self, name, arg, message):
+    with self.assertRaisesRegex(ValueError, message):
+      load(name).get_config(arg)
+
 
 if __name__ == '__main__':
   absltest.main()

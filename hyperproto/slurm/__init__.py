@@ -22,7 +22,8 @@ def render(template: str = 'process_per_gpu', *, config: str, workdir: str,
            overrides: Sequence[str] = (), nodes: int = 1, gpus_per_node: int = 8,
            cpus_per_task: Optional[int] = None, time: str = '24:00:00',
            job_name: str = 'hyperproto', log_dir: Optional[str] = None,
-           setup: str = '', sbatch_extra: Sequence[str] = ()) -> str:
+           setup: str = '', sbatch_extra: Sequence[str] = (),
+           args_from_file: Optional[str] = None) -> str:
   """The sbatch script for one run of `python -m hyperproto.main`.
 
   Args:
@@ -33,6 +34,8 @@ def render(template: str = 'process_per_gpu', *, config: str, workdir: str,
     log_dir: where SLURM writes stdout (default: `workdir/slurm`).
     setup: shell lines run before srun (e.g. `source .venv/bin/activate`).
     sbatch_extra: more `#SBATCH` options, e.g. `--partition=gpu`, `--array=0-4`.
+    args_from_file: for job arrays: a file with the arguments of one run per line; task
+      i of the array runs line i + 1 (config, workdir and overrides then come from it).
   """
   if template not in TEMPLATES:
     raise ValueError(f'Unknown sbatch template {template!r}; use one of {TEMPLATES}.')
@@ -45,7 +48,11 @@ def render(template: str = 'process_per_gpu', *, config: str, workdir: str,
   if any(c.isspace() for c in log_dir):
     raise ValueError(f'#SBATCH --output cannot hold whitespace ({log_dir!r}): pass a '
                      f'log_dir (or workdir) without spaces.')
-  args = [f'--config={config}', f'--workdir={workdir}', *overrides]
+  args = ' '.join(shlex.quote(a) for a in
+                  (f'--config={config}', f'--workdir={workdir}', *overrides))
+  if args_from_file:
+    args = (f'$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" '
+            f'{shlex.quote(args_from_file)})')
   with open(os.path.join(os.path.dirname(__file__), f'{template}.sbatch')) as f:
     text = string.Template(f.read())
   return text.substitute(
@@ -53,5 +60,5 @@ def render(template: str = 'process_per_gpu', *, config: str, workdir: str,
       cpus_per_task=cpus_per_task, time=time,
       log_dir=log_dir,
       sbatch_extra='\n'.join(f'#SBATCH {option}' for option in sbatch_extra),
-      setup=setup, args=' '.join(shlex.quote(a) for a in args),
+      setup=setup, args=args,
       local_device_ids=','.join(str(i) for i in range(gpus_per_node)))

@@ -1,0 +1,89 @@
+"""Sweep expansion (launch.py) and the tables next to the paper's numbers (tables.py)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+
+import helpers
+
+sys.path.insert(0, os.path.join(helpers.ROOT, 'experiments'))
+import launch  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tables  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+class ExperimentsTest(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.root = tempfile.mkdtemp(prefix='hyperproto_sweep_')
+    self.addCleanup(shutil.rmtree, self.root, ignore_errors=True)
+    self.config = os.path.join(helpers.ROOT, 'configs', 'cifar100.py')
+
+  def test_expand_is_deterministic_per_cell_and_seed(self):
+    runs = launch.expand(self.config, 'table1', ['0', '1'], self.root,
+                         ['--config.num_epochs=1'])
+    self.assertLen(runs, 13 * 2)
+    self.assertLen({r[0] for r in runs}, 26)  # one workdir per (cell, seed)
+    run_dir, info, args = runs[3]
+    self.assertEqual(run_dir, os.path.join(self.root, 'cifar100',
+                                           'prototypes-embedding_dim-10', 'seed1'))
+    self.assertEqual((info['arg'], info['seed']), ('prototypes=embedding,dim=10', 1))
+    self.assertEqual(args, [f'--config={self.config}:prototypes=embedding,dim=10',
+                            f'--workdir={run_dir}', '--config.seed=1',
+                            '--config.num_epochs=1'])
+    self.assertEqual(runs, launch.expand(self.config, 'table1', ['0', '1'], self.root,
+                                         ['--config.num_epochs=1']))
+
+  def test_unknown_sweep(self):
+    with self.assertRaisesRegex(ValueError, "Unknown sweep 'table9'"):
+      launch.expand(self.config, 'table9', ['0'], self.root)
+
+  def test_slurm_array_script(self):
+    out = subprocess.run(
+        [sys.executable, os.path.join(helpers.ROOT, 'experiments', 'launch.py'),
+         f'--config={self.config}', '--sweep=table3', '--seeds=0,1,2',
+         f'--workdir={self.root}', '--slurm', '--sbatch=--partition=gpu'],
+        capture_output=True, text=True, cwd=helpers.ROOT, timeout=120,
+        env=dict(os.environ, PYTHONPATH=helpers.ROOT))
+    self.assertEqual(out.returncode, 0, out.stderr[-2000:])
+    script_path = os.path.join(self.root, 'cifar100', 'table3.sbatch')
+    with open(script_path) as f:
+      script = f.read()
+    self.assertIn('#SBATCH --array=0-8', script)
+    self.assertIn('#SBATCH --partition=gpu', script)
+    with open(os.path.join(self.root, 'cifar100', 'table3.args')) as f:
+      lines = f.read().splitlines()
+    self.assertLen(lines, 9)
+    self.assertIn(':method=softmax --workdir=', lines[0])
+    self.assertTrue(os.path.exists(os.path.join(
+        self.root, 'cifar100', 'method-softmax', 'seed2', 'launch.json')))
+    check = subprocess.run(['bash', '-n', script_path], capture_output=True, text=True)
+    self.assertEqual(check.returncode, 0, check.stderr)
+
+  def test_tables_put_our_mean_and_std_next_to_the_paper(self):
+    def fake_run(arg, seed, **results):
+      run_dir = os.path.join(self.root, 'cifar100', launch.slug(arg), f'seed{seed}')
+      launch.write_launch_json(run_dir, dict(config='cifar100', arg=arg, seed=seed))
+      with open(os.path.join(run_dir, 'results.json'), 'w') as f:
+        json.dump(results, f)
+
+    fake_run('prototypes=hpn,dim=10', 0, **{'test/accuracy': 0.50})
+    fake_run('prototypes=hpn,dim=10', 1, **{'test/accuracy': 0.52})
+    fake_run('dim=100,prototypes=ours', 0, **{'test/accuracy': 0.66})  # any key order
+    os.makedirs(os.path.join(self.root, 'unfinished'))  # no results.json: ignored
+    fake_run('prototypes=ours,dim=7', 0, **{'test/accuracy': 0.3})  # in no table
+    text = tables.render(self.root, ['table1'])
+    row = next(l for l in text.splitlines() if l.startswith('| HPN (original'))
+    self.assertIn('| 51.0 ± 1.4 (2) | 51.1 ± 0.7 |', row)
+    row = next(l for l in text.splitlines() if l.startswith('| HPN (our'))
+    self.assertIn('66.0 ± 0.0 (1)', row)
+    self.assertIn('| cifar100 | dim=7,prototypes=ours | 30.0 ± 0.0 (1) | – |', text)
+
+
+if __name__ == '__main__':
+  absltest.main()
