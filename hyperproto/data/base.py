@@ -11,7 +11,8 @@ class DatasetInfo:
   """What the trainer needs to know about a dataset.
 
   `target_range` bounds the regression target (in `target_unit`); `mean` and `std`
-  normalise uint8 images (scaled to [0, 1]) per channel.
+  normalise uint8 images (scaled to [0, 1]) per channel. `coarse_class_names` names
+  the values of an optional `coarse_label` field (CIFAR-100's 20 superclasses).
   """
   name: str
   num_classes: int
@@ -22,6 +23,7 @@ class DatasetInfo:
   target_name: Optional[str] = None
   target_unit: str = ''
   target_range: Optional[tuple[float, float]] = None
+  coarse_class_names: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
