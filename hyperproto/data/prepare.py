@@ -31,17 +31,6 @@ PREPARERS: dict[str, tuple[Callable[..., dict], str]] = {
 }
 ALIASES = {'mnist_rotated': 'mnist', 'caltech_birds2011': 'cub'}
 
-_DATASET = flags.DEFINE_enum('dataset', None, sorted(PREPARERS) + sorted(ALIASES),
-                             'Dataset to prepare.')
-_MANUAL_DIR = flags.DEFINE_string('manual_dir', None,
-                                  'Folder holding the original files.')
-_DATA_DIR = flags.DEFINE_string('data_dir', None, 'Where to write the prepared dataset '
-                                f'(default: ${store.ENV_VAR}, else ~/hyperproto_data).')
-_SOURCE_FORMAT = flags.DEFINE_enum('source_format', 'auto', ['auto', 'python', 'binary'],
-                                   'cifar100 only: which archive to read.')
-_HELPFILES = flags.DEFINE_bool('helpfiles', False,
-                               'Print which files --dataset needs, and stop.')
-
 
 def prepare(dataset: str, manual_dir: str, data_dir: Optional[str] = None,
             **kwargs) -> dict:
@@ -54,23 +43,38 @@ def prepare(dataset: str, manual_dir: str, data_dir: Optional[str] = None,
   return fn(manual_dir, data_dir, **kwargs)
 
 
+def _define_flags() -> None:
+  """The command-line flags (defined only when run as a program, so that importing
+  `prepare` as a library defines none)."""
+  flags.DEFINE_enum('dataset', None, sorted(PREPARERS) + sorted(ALIASES),
+                    'Dataset to prepare.')
+  flags.DEFINE_string('manual_dir', None, 'Folder holding the original files.')
+  flags.DEFINE_string('data_dir', None, 'Where to write the prepared dataset '
+                      f'(default: ${store.ENV_VAR}, else ~/hyperproto_data).')
+  flags.DEFINE_enum('source_format', 'auto', ['auto', 'python', 'binary'],
+                    'cifar100 only: which archive to read.')
+  flags.DEFINE_bool('helpfiles', False, 'Print which files --dataset needs, and stop.')
+
+
 def main(argv):
   del argv
-  if not _DATASET.value:
+  f = flags.FLAGS
+  if not f.dataset:
     raise app.UsageError('--dataset is required.')
-  name = ALIASES.get(_DATASET.value, _DATASET.value)
-  if _HELPFILES.value or not _MANUAL_DIR.value:
+  name = ALIASES.get(f.dataset, f.dataset)
+  if f.helpfiles or not f.manual_dir:
     print(PREPARERS[name][1].strip())
-    if not _HELPFILES.value:
+    if not f.helpfiles:
       raise app.UsageError('--manual_dir is required (the folder holding those files).')
     return
-  kwargs = {'source_format': _SOURCE_FORMAT.value} if name == 'cifar100' else {}
-  report = prepare(name, os.path.expanduser(_MANUAL_DIR.value), _DATA_DIR.value, **kwargs)
+  kwargs = {'source_format': f.source_format} if name == 'cifar100' else {}
+  report = prepare(name, os.path.expanduser(f.manual_dir), f.data_dir, **kwargs)
   print(json.dumps(report, indent=1, default=str))
-  data_dir = store.default_data_dir(_DATA_DIR.value)
+  data_dir = store.default_data_dir(f.data_dir)
   print(f'Prepared {name!r} in {store.dataset_dir(name, data_dir)}; load it with '
-        f'hyperproto.data.load({_DATASET.value!r}, data_dir={data_dir!r}).')
+        f'hyperproto.data.load({f.dataset!r}, data_dir={data_dir!r}).')
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)
