@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from hyperproto.data import store
-from hyperproto.data.base import DatasetInfo
+from hyperproto.data.base import DatasetInfo, epoch_permutation
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom (pixels)
 
@@ -166,7 +166,7 @@ class StreamingDataset:
                        f'{process_count} processes.')
     per_epoch = self.steps_per_epoch(split, batch_size)
     epoch, pos = divmod(int(step), per_epoch)
-    perm = np.random.default_rng([seed, epoch]).permutation(self.num_examples(split))
+    perm = epoch_permutation(seed, epoch, self.num_examples(split))
     local = batch_size // process_count
     first = process_index * local
     chosen = perm[pos * batch_size + first:pos * batch_size + first + local]
