@@ -1,9 +1,19 @@
 """In-memory datasets: splits of numpy arrays with exact, resumable batch order."""
 
 import dataclasses
+import functools
 from typing import Iterator, Optional
 
 import numpy as np
+
+
+@functools.lru_cache(maxsize=4)
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+  """The order of an epoch: drawn from (seed, epoch) only; cached, as every step of the
+  epoch needs it (drawing it costs about a millisecond per 50,000 examples)."""
+  perm = np.random.default_rng([seed, epoch]).permutation(n)
+  perm.flags.writeable = False
+  return perm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -11,7 +21,8 @@ class DatasetInfo:
   """What the trainer needs to know about a dataset.
 
   `target_range` bounds the regression target (in `target_unit`); `mean` and `std`
-  normalise uint8 images (scaled to [0, 1]) per channel.
+  normalise uint8 images (scaled to [0, 1]) per channel. `coarse_class_names` names
+  the values of an optional `coarse_label` field (CIFAR-100's 20 superclasses).
   """
   name: str
   num_classes: int
@@ -22,6 +33,7 @@ class DatasetInfo:
   target_name: Optional[str] = None
   target_unit: str = ''
   target_range: Optional[tuple[float, float]] = None
+  coarse_class_names: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
@@ -57,7 +69,7 @@ class Dataset:
     arrays = self._split(split)
     per_epoch = self.steps_per_epoch(split, batch_size)
     epoch, pos = divmod(int(step), per_epoch)
-    perm = np.random.default_rng([seed, epoch]).permutation(self.num_examples(split))
+    perm = epoch_permutation(seed, epoch, self.num_examples(split))
     idx = np.sort(perm[pos * batch_size:(pos + 1) * batch_size])
     return {k: v[idx] for k, v in arrays.items()}
 
