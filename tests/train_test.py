@@ -9,20 +9,44 @@ import tempfile
 from unittest import mock
 
 import jax
+import ml_collections
 import numpy as np
 from absl.testing import absltest
 from absl.testing import parameterized
 
+import data_streaming_test
 import helpers
 from hyperproto import export
 from hyperproto import parallel
 from hyperproto import prototypes
 from hyperproto import train
+from hyperproto.data import prepare
 
 
 def read_jsonl(path):
   with open(path) as f:
     return [json.loads(line) for line in f]
+
+
+def sigterm_in_train_call(n):
+  """A `parallel.map_step` whose train step sends this process SIGTERM on call `n`."""
+  map_step = parallel.map_step
+
+  def patched(step, mesh, **kwargs):
+    fn = map_step(step, mesh, **kwargs)
+    if not kwargs.get('donate_argnums'):
+      return fn  # The eval step.
+    calls = []
+
+    def wrapped(*args):
+      calls.append(1)
+      if len(calls) == n:
+        os.kill(os.getpid(), signal.SIGTERM)
+      return fn(*args)
+
+    return wrapped
+
+  return patched
 
 
 class TrainTest(parameterized.TestCase):
@@ -105,23 +129,7 @@ class TrainTest(parameterized.TestCase):
 
   def test_sigterm_then_resume_is_bitwise_the_uninterrupted_run(self):
     workdir = self.workdir()
-    map_step = parallel.map_step
-
-    def sigterm_in_step_3(step, mesh, **kwargs):
-      fn = map_step(step, mesh, **kwargs)
-      if not kwargs.get('donate_argnums'):
-        return fn  # The eval step.
-      calls = []
-
-      def wrapped(*args):
-        calls.append(1)
-        if len(calls) == 3:
-          os.kill(os.getpid(), signal.SIGTERM)
-        return fn(*args)
-
-      return wrapped
-
-    with mock.patch.object(parallel, 'map_step', sigterm_in_step_3):
+    with mock.patch.object(parallel, 'map_step', sigterm_in_train_call(3)):
       with self.assertRaises(train.TrainingInterrupted) as cm:
         train.train_and_evaluate(helpers.tiny_config(checkpoint_every_steps=100), workdir)
     self.assertEqual(cm.exception.step, 3)  # saved on the signal, not periodically
@@ -156,6 +164,34 @@ class TrainTest(parameterized.TestCase):
     results = train.train_and_evaluate(helpers.tiny_config(**overrides), workdir)
     self.assertEqual(jax.device_count(), 8)
     self.assert_same_as_reference(workdir, results, exact=False)
+
+  def test_streaming_dataset_trains_and_resumes_exactly(self):
+    # A tiny CUB archive (5 train, 2 test images of 3 classes) in the real layout: images
+    # decoded and augmented on the host (RandomResizedCrop 224), each device fed its share.
+    data_dir = self.workdir()
+    os.makedirs(os.path.join(data_dir, 'manual'))
+    data_streaming_test.write_cub(os.path.join(data_dir, 'manual', 'CUB_200_2011.tgz'))
+    prepare.prepare('cub', os.path.join(data_dir, 'manual'), data_dir)
+
+    def config(**overrides):
+      c = helpers.tiny_config('task=classification,dim=4', batch_size=4, num_devices=4,
+                              num_steps=4, **overrides)
+      c.data.name = 'cub'
+      c.data.kwargs = ml_collections.ConfigDict({'data_dir': data_dir})
+      return c
+
+    straight, resumed = self.workdir(), self.workdir()
+    results = train.train_and_evaluate(config(), straight)
+    self.assertEqual(results['test/num_examples'], 2)  # the unreadable image is left out
+    with self.assertRaises(train.TrainingInterrupted):
+      with mock.patch.object(parallel, 'map_step', sigterm_in_train_call(3)):
+        train.train_and_evaluate(config(checkpoint_every_steps=100), resumed)
+    again = train.train_and_evaluate(config(checkpoint_every_steps=100), resumed)
+    jax.tree.map(np.testing.assert_array_equal, helpers.final_params(straight),
+                 helpers.final_params(resumed))
+    self.assertEqual(results['test/accuracy'], again['test/accuracy'])
+    with self.assertRaisesRegex(ValueError, 'augments while decoding'):
+      train.train_and_evaluate(config(**{'data.augment': 'crop_flip'}), self.workdir())
 
   def test_mean_reduction_is_device_invariant_too(self):
     one, eight = self.workdir(), self.workdir()
