@@ -56,10 +56,33 @@ def _tangent(g: jax.Array, p: jax.Array) -> jax.Array:
   return g - jnp.sum(g * p, axis=-1, keepdims=True) * p
 
 
+def pi_loss(p_CxD: jax.Array, triplets_Tx3: jax.Array, labels_T: jax.Array) -> jax.Array:
+  """The paper's privileged-information loss L_PI (binary cross-entropy over triplets).
+
+  For a triplet (i, j, k), S = sigmoid(cos(p_i, p_j) - cos(p_i, p_k)) and the label is 1
+  when class j is semantically closer to i than k is.
+  """
+  i, j, k = triplets_Tx3[:, 0], triplets_Tx3[:, 1], triplets_Tx3[:, 2]
+  logits = jnp.sum(p_CxD[i] * (p_CxD[j] - p_CxD[k]), axis=-1)
+  return jnp.mean(jnp.logaddexp(0.0, logits) - labels_T * logits)  # BCE with logits.
+
+
 @functools.partial(jax.jit, static_argnames=('steps', 'riesz_steps'))
 def _optimize(init_RxCxD, *, steps, riesz_steps, lr_start, lr_end, temp_start, temp_end,
-              riesz_lr, riesz_s):
-  """Runs every restart; returns (best iterate, its max cos) per restart."""
+              riesz_lr, riesz_s, triplets=None, labels=None, pi_weight=0.0):
+  """Runs every restart; returns (best iterate, its max cos) per restart.
+
+  With `triplets`, the objective adds pi_weight * L_PI, and the best iterate is the
+  last one (keeping the min-max iterate would ignore the semantic term).
+  """
+  semantic = triplets is not None
+
+  def objective(p, temp):
+    value, exact = _smooth_max(p, temp)
+    if semantic:
+      value = value + pi_weight * pi_loss(p, triplets, labels)
+    return value, exact
+
   b1, b2, eps = 0.9, 0.999, 1e-12
 
   def adam(p, g, m, v, i, lr):
@@ -84,7 +107,7 @@ def _optimize(init_RxCxD, *, steps, riesz_steps, lr_start, lr_end, temp_start, t
     p, _, _ = jax.lax.fori_loop(0, riesz_steps, riesz_body, (p, zeros, zeros))
 
     # Phase 2: annealed smooth max. lr decays and t grows geometrically.
-    grad_fn = jax.grad(_smooth_max, has_aux=True)
+    grad_fn = jax.grad(objective, has_aux=True)
 
     def body(i, carry):
       p, m, v, best_p, best = carry
@@ -93,7 +116,7 @@ def _optimize(init_RxCxD, *, steps, riesz_steps, lr_start, lr_end, temp_start, t
       lr = lr_start * (lr_end / lr_start) ** frac
       g, exact = grad_fn(p, temp)
       # `exact` is the max cos of p before this step: keep p if it is the best so far.
-      better = exact < best
+      better = (exact < best) | semantic
       best_p = jnp.where(better, p, best_p)
       best = jnp.where(better, exact, best)
       p, m, v = adam(p, g, m, v, i, lr)
@@ -102,17 +125,19 @@ def _optimize(init_RxCxD, *, steps, riesz_steps, lr_start, lr_end, temp_start, t
     p, _, _, best_p, best = jax.lax.fori_loop(
         0, steps, body, (p, zeros, zeros, p, jnp.asarray(jnp.inf, p.dtype)))
     last = jnp.max(_masked_cos(p))
-    better = last < best
+    better = (last < best) | semantic
     return jnp.where(better, p, best_p), jnp.where(better, last, best)
 
   return jax.vmap(one_restart)(init_RxCxD)
 
 
-def separation(num_classes: int, dim: int, seed: int = 300, *, steps: int = 3000,
-               restarts: int = 8, lr_start: float = 0.01, lr_end: float = 0.0005,
-               temp_start: float = 20.0, temp_end: float = 2000.0,
+def separation(num_classes: int, dim: int, seed: int = 300, *, steps: int = 10_000,
+               restarts: int = 4, lr_start: float = 0.01, lr_end: float = 0.0005,
+               temp_start: float = 1.0, temp_end: float = 10_000.0,
                riesz_steps: int = 0, riesz_lr: float = 0.01,
-               init: Optional[np.ndarray] = None) -> np.ndarray:
+               init: Optional[np.ndarray] = None, triplets: Optional[np.ndarray] = None,
+               labels: Optional[np.ndarray] = None,
+               pi_weight: float = 0.0) -> np.ndarray:
   """Best of `restarts` annealed smooth-max runs (see the module docstring).
 
   Args:
@@ -127,6 +152,8 @@ def separation(num_classes: int, dim: int, seed: int = 300, *, steps: int = 3000
     riesz_lr: Adam learning rate of the warm-up.
     init: a C x d warm start used as the first restart (e.g. an algebraic code); the
       other restarts stay random.
+    triplets, labels, pi_weight: T x 3 class indices (i, j, k), their 0/1 labels, and
+      the weight of L_PI (see `pi_loss`; used by the `semantic` method).
 
   Returns:
     C x d float64 unit rows.
@@ -145,10 +172,14 @@ def separation(num_classes: int, dim: int, seed: int = 300, *, steps: int = 3000
                      riesz_steps=int(riesz_steps), lr_start=float(lr_start),
                      lr_end=float(lr_end), temp_start=float(temp_start),
                      temp_end=float(temp_end), riesz_lr=float(riesz_lr),
-                     riesz_s=float(dim + 1))
+                     riesz_s=float(dim + 1),
+                     triplets=None if triplets is None else jnp.asarray(triplets, jnp.int32),
+                     labels=None if labels is None else jnp.asarray(labels, jnp.float32),
+                     pi_weight=float(pi_weight))
   out = np.asarray(out, np.float64)
   out /= np.linalg.norm(out, axis=-1, keepdims=True)
-  # Pick the best restart by the exact max cosine in float64.
+  # Pick the best restart by the exact max cosine in float64 (with L_PI too: every
+  # restart made the same trade of separation for semantics).
   scores = [_max_cos64(p) for p in out]
   return out[int(np.argmin(scores))]
 
