@@ -91,8 +91,10 @@ def place(method: str, num_classes: int, dim: int, seed: int = 300,
   if protos.shape != (num_classes, dim):
     raise AssertionError(f'{method} returned shape {protos.shape}, not '
                          f'({num_classes}, {dim}).')
-  protos /= np.linalg.norm(protos, axis=1, keepdims=True)
-  protos = protos.astype(np.float32)
+  norms = np.linalg.norm(protos, axis=1, keepdims=True)
+  # Rows already unit to float32 precision are kept as they are: the exact constructions
+  # choose float32-representable coordinates, which a renormalisation would round again.
+  protos = np.where(np.abs(norms - 1.0) > 1e-6, protos / norms, protos).astype(np.float32)
   if num_classes > 1:
     dups = duplicate_pairs(protos, limit=5)
     if dups:
@@ -143,6 +145,13 @@ def place_with_metadata(method: str, num_classes: int, dim: int, seed: int = 300
   return protos, meta
 
 
+def cache_path(method: str, num_classes: int, dim: int, seed: int = 300,
+               cache_dir: Optional[str] = None, **kwargs: Any) -> str:
+  """Where `get_or_place` keeps this placement."""
+  cache_dir = os.path.expanduser(cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
+  return os.path.join(cache_dir, cache_key(method, num_classes, dim, seed, kwargs) + '.npy')
+
+
 def get_or_place(method: str, num_classes: int, dim: int, seed: int = 300,
                  cache_dir: Optional[str] = None, **kwargs: Any) -> np.ndarray:
   """`place`, reusing `<cache_dir>/<cache_key>.npy` (+ .json) when it exists.
@@ -150,8 +159,7 @@ def get_or_place(method: str, num_classes: int, dim: int, seed: int = 300,
   cache_dir defaults to $HYPERPROTO_CACHE, else ~/.cache/hyperproto/prototypes. A
   corrupt cache entry raises (see `store.load`) rather than being silently replaced.
   """
-  cache_dir = os.path.expanduser(cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
-  path = os.path.join(cache_dir, cache_key(method, num_classes, dim, seed, kwargs) + '.npy')
+  path = cache_path(method, num_classes, dim, seed, cache_dir, **kwargs)
   if os.path.exists(path):
     protos, _ = load(path)
     logging.info('Prototypes from the cache: %s', path)

@@ -81,14 +81,17 @@ def icosahedron(num_classes: int = 12, dim: int = 3, seed: int = 0) -> np.ndarra
 
 
 def _best_float32_pair(ratio: float) -> tuple[float, float]:
-  """Unit-norm (a, b) in float32 with b / a as close to `ratio` as float32 allows."""
+  """Float32 (a, b), a^2 + b^2 = 1 to 5e-7, with b / a as close to `ratio` as possible."""
   a0 = np.float32(1.0 / np.sqrt(1.0 + ratio ** 2))
-  candidates = a0 + np.arange(-4096, 4097) * np.spacing(a0)
-  candidates = candidates.astype(np.float32)
-  b = (candidates.astype(np.float64) * ratio).astype(np.float32)
-  err = np.abs(b.astype(np.float64) / candidates.astype(np.float64) - ratio)
+  a = (a0 + np.arange(-256, 257) * np.spacing(a0)).astype(np.float32)
+  b0 = (a.astype(np.float64) * ratio).astype(np.float32)
+  a = np.repeat(a, 5)
+  b = (np.repeat(b0, 5) + np.tile(np.arange(-2, 3), len(b0)) * np.spacing(b0[0]))
+  a64, b64 = a.astype(np.float64), b.astype(np.float32).astype(np.float64)
+  err = np.abs(b64 / a64 - ratio)
+  err[np.abs(a64 ** 2 + b64 ** 2 - 1.0) > 5e-7] = np.inf
   i = int(np.argmin(err))
-  return float(candidates[i]), float(b[i])
+  return float(a64[i]), float(b64[i])
 
 
 def one_hot(num_classes: int, dim: int, seed: int = 0) -> np.ndarray:

@@ -26,6 +26,18 @@ import jax.numpy as jnp
 import numpy as np
 
 
+LARGE_C = 4096  # From here on `separation` runs `separation_large` (no C x C Gram).
+
+
+def _algebraic_start(num_classes: int, dim: int) -> Optional[np.ndarray]:
+  """The Gold code as a warm start where it fits (dim >= 7, enough points), else None."""
+  from hyperproto.prototypes import algebraic  # pylint: disable=g-import-not-at-top
+  try:
+    return algebraic.gold(num_classes, dim)
+  except ValueError:
+    return None
+
+
 def _normalize(x: jax.Array) -> jax.Array:
   return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
 
@@ -160,6 +172,8 @@ def separation(num_classes: int, dim: int, seed: int = 300, *, steps: int = 10_0
   """
   if num_classes < 2 or dim < 1:
     raise ValueError(f'Need num_classes >= 2 and dim >= 1, got ({num_classes}, {dim}).')
+  if num_classes >= LARGE_C and init is None and triplets is None:
+    return separation_large(num_classes, dim, seed, init=_algebraic_start(num_classes, dim))
   if steps < 1 or restarts < 1:
     raise ValueError(f'Need steps >= 1 and restarts >= 1, got {steps}, {restarts}.')
   starts = np.random.default_rng(seed).standard_normal((restarts, num_classes, dim))
@@ -188,3 +202,107 @@ def _max_cos64(p: np.ndarray) -> float:
   cos = p @ p.T
   np.fill_diagonal(cos, -np.inf)
   return float(cos.max())
+
+
+# Large C: neighbour lists instead of the full Gram matrix.
+#
+# At C = 10,000 one Gram matrix is 10^8 cosines (0.4 GB in float32) and a smooth-max step
+# over all pairs costs ~10^11 flops. Only each point's nearest neighbours matter to the
+# max, so every `refresh` steps we find each row's `neighbours` nearest rows in blocks of
+# `block_rows` (never holding more than block_rows x C cosines), then take `refresh`
+# cheap steps on the smooth max over those C x k pairs only. Each refresh also measures
+# the exact max cosine (the nearest neighbour's), which picks the best iterate.
+
+
+@functools.partial(jax.jit, static_argnames=('k', 'block_rows'))
+def nearest_neighbours(p_CxD: jax.Array, *, k: int, block_rows: int = 512):
+  """Each row's k largest cosines to other rows and their indices, blocked (C x k)."""
+  c, d = p_CxD.shape
+  num_blocks = -(-c // block_rows)
+  padded = jnp.zeros((num_blocks * block_rows, d), p_CxD.dtype).at[:c].set(p_CxD)
+
+  def block(args):
+    rows, start = args
+    cos = rows @ p_CxD.T
+    own = start + jnp.arange(block_rows)
+    cos = jnp.where(own[:, None] == jnp.arange(c)[None], -2.0, cos)
+    return jax.lax.top_k(cos, k)
+
+  starts = jnp.arange(num_blocks) * block_rows
+  values, indices = jax.lax.map(block, (padded.reshape(num_blocks, block_rows, d), starts))
+  return values.reshape(-1, k)[:c], indices.reshape(-1, k)[:c]
+
+
+def _neighbour_smooth_max(p_CxD, nbrs_CxK, temp):
+  cos = jnp.sum(p_CxD[:, None, :] * p_CxD[nbrs_CxK], axis=-1)
+  top = jax.lax.stop_gradient(jnp.max(cos))
+  return top + jnp.log(jnp.sum(jnp.exp(temp * (cos - top)))) / temp
+
+
+@functools.partial(jax.jit, static_argnames=('refresh',), donate_argnums=(0, 1, 2))
+def _neighbour_steps(p, m, v, nbrs, step0, *, refresh, lr, temp):
+  b1, b2, eps = 0.9, 0.999, 1e-12
+  grad_fn = jax.grad(_neighbour_smooth_max)
+
+  def body(i, carry):
+    p, m, v = carry
+    g = _tangent(grad_fn(p, nbrs, temp), p)
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    t = step0 + i + 1.0
+    p = _normalize(p - lr * (m / (1 - b1 ** t)) / (jnp.sqrt(v / (1 - b2 ** t)) + eps))
+    return p, _tangent(m, p), v
+
+  return jax.lax.fori_loop(0, refresh, body, (p, m, v))
+
+
+def separation_large(num_classes: int, dim: int, seed: int = 300, *,
+                     init: Optional[np.ndarray] = None, rounds: int = 40,
+                     refresh: int = 25, neighbours: int = 16, lr_start: float = 0.003,
+                     lr_end: float = 0.0003, temp_start: float = 50.0,
+                     temp_end: float = 2000.0, block_rows: int = 512,
+                     log_every: int = 0) -> np.ndarray:
+  """Annealed smooth max over nearest-neighbour pairs, for large C (see above).
+
+  Args:
+    num_classes: C.
+    dim: d.
+    seed: seeds the random start (used when `init` is None).
+    init: a C x d warm start (e.g. `algebraic.gold`); random normal if None.
+    rounds: neighbour-list refreshes.
+    refresh: Adam steps per neighbour list.
+    neighbours: k nearest neighbours per row in the smooth max.
+    lr_start, lr_end, temp_start, temp_end: geometric schedules over the rounds.
+    block_rows: rows per block of the neighbour search.
+    log_every: log the exact max cos every this many rounds (0: never).
+
+  Returns:
+    C x d float64 unit rows: the iterate with the lowest exact max cosine seen.
+  """
+  if init is None:
+    init = np.random.default_rng(seed).standard_normal((num_classes, dim))
+  init = np.asarray(init, np.float64)
+  if init.shape != (num_classes, dim):
+    raise ValueError(f'init has shape {init.shape}; expected ({num_classes}, {dim}).')
+  k = min(neighbours, num_classes - 1)
+  p = _normalize(jnp.asarray(init, jnp.float32))
+  m = jnp.zeros_like(p)
+  v = jnp.zeros_like(p)
+  best, best_p = np.inf, np.asarray(p)
+  for r in range(rounds + 1):
+    values, nbrs = nearest_neighbours(p, k=k, block_rows=block_rows)
+    exact = float(jnp.max(values[:, 0]))
+    if exact < best:
+      best, best_p = exact, np.asarray(p)
+    if log_every and r % log_every == 0:
+      from absl import logging  # pylint: disable=g-import-not-at-top
+      logging.info('separation_large round %d: max cos %.5f (best %.5f)', r, exact, best)
+    if r == rounds:
+      break
+    frac = r / max(rounds - 1, 1)
+    p, m, v = _neighbour_steps(
+        p, m, v, nbrs, jnp.float32(r * refresh), refresh=int(refresh),
+        lr=jnp.float32(lr_start * (lr_end / lr_start) ** frac),
+        temp=jnp.float32(temp_start * (temp_end / temp_start) ** frac))
+  out = np.asarray(best_p, np.float64)
+  return out / np.linalg.norm(out, axis=1, keepdims=True)
