@@ -112,6 +112,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.prototypes = ml_collections.ConfigDict()
   c.prototypes.method = 'auto'
   c.prototypes.seed = 300  # The original's.
+  c.prototypes.kwargs = ml_collections.ConfigDict()  # Method options (e.g. steps).
+  c.prototypes.cache = True  # Reuse placements across runs ($HYPERPROTO_CACHE).
 
   # Data section.
   c.data = ml_collections.ConfigDict()

@@ -192,9 +192,10 @@ def prepare_prototypes(config: ml_collections.ConfigDict,
     if os.path.exists(path):
       class_protos, _ = protos_lib.load(path)
     else:
-      class_protos = protos_lib.place(
+      place = protos_lib.get_or_place if config.prototypes.cache else protos_lib.place
+      class_protos = place(
           config.prototypes.method, objective.num_classes, objective.class_prototype_dim,
-          seed=config.prototypes.seed)
+          seed=config.prototypes.seed, **config.prototypes.kwargs.to_dict())
   protos = objective.prototypes(class_protos)
   if protos and not os.path.exists(path) and jax.process_index() == 0:
     saved = protos.get('classes', protos.get('upper', np.zeros(0))[None])

@@ -5,3 +5,7 @@ import os
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
                            + ' --xla_force_host_platform_device_count=8')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+
+# Prototype placements cached by tests go to a throw-away directory, not ~/.cache.
+import tempfile  # pylint: disable=g-import-not-at-top,wrong-import-position
+os.environ.setdefault('HYPERPROTO_CACHE', tempfile.mkdtemp(prefix='hyperproto_cache_'))

@@ -57,11 +57,12 @@ class HPNRecipeTest(absltest.TestCase):
     b = prototypes.place('hpn', 20, 5, steps=100, keep_momentum=True)
     self.assertGreater(np.abs(a - b).max(), 1e-3)
 
-  def test_auto(self):
-    np.testing.assert_array_equal(prototypes.place('auto', 10, 9),
-                                  prototypes.place('simplex', 10, 9))
-    np.testing.assert_array_equal(prototypes.place('auto', 12, 3, steps=50),
-                                  prototypes.place('hpn', 12, 3, steps=50))
+  def test_duplicates_are_flagged(self):
+    # HPN.md section 5: at d = 3 the original recipe merges prototypes (1k steps too).
+    with self.assertLogs(level='WARNING') as logs:
+      p = prototypes.place('hpn', 100, 3, steps=1000)
+    self.assertIn('duplicated prototypes', '\n'.join(logs.output))
+    self.assertGreater(prototypes.separation_metrics(p)['num_duplicates'], 0)
 
 
 class MetricsTest(absltest.TestCase):
@@ -80,7 +81,9 @@ class MetricsTest(absltest.TestCase):
     self.assertEqual(m['num_duplicates'], 1)
     self.assertAlmostEqual(m['max_cos'], 1.0)
     self.assertEqual(m['bound'], 0.0)
-    self.assertIsNone(prototypes.lower_bound(100, 10))
+    self.assertEqual(m['bound_name'], 'rankin')
+    # Beyond 2d the Levenshtein bound applies (HPN.md section 5: 0.2784).
+    self.assertAlmostEqual(prototypes.lower_bound(100, 10), 0.2784, delta=1e-4)
 
 
 class StoreTest(absltest.TestCase):

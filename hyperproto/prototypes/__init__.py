@@ -2,45 +2,170 @@
 
 Prototypes are data, not parameters: `place` is deterministic in its arguments, the
 trainer saves the result in the workdir and passes it to the steps as a constant input,
-so it is never trained and never weight-decayed.
+so it is never trained and never weight-decayed. `get_or_place` adds a cache keyed by
+every argument, so runs that share a (method, C, d, seed, kwargs) share one placement.
 
 Methods (PLACEMENTS):
-  simplex  exact regular simplex, C <= d + 1 (max cos -1/(C-1)).
-  hpn      the original recipe (SGD on the mean row-max cosine, 10k steps, seed 300).
-  auto     the exact construction where one exists, else `hpn`.
+  auto            the exact optimum where one is known (simplex, cross-polytope,
+                  icosahedron), else `separation`. The default.
+  simplex         exact regular simplex, C <= d + 1 (max cos -1/(C-1)).
+  cross_polytope  +-e_i, d + 1 < C <= 2d (max cos 0, optimal).
+  icosahedron     12 points in 3-D (max cos 1/sqrt(5), optimal).
+  separation      annealed smooth-max Riemannian Adam with restarts (separation.py).
+  hpn             the original recipe (SGD on the mean row-max cosine, 10k steps).
+  hadamard, gold  algebraic codes (algebraic.py): baselines and warm starts at large C.
+  one_hot         identity, d = C (Table 1 baseline).
+  embedding       class-name embeddings reduced to d dims (Table 1 word2vec baseline).
+  semantic        separation + the paper's privileged-information loss L_PI.
 """
 
-from typing import Any, Callable
+import hashlib
+import json
+import os
+import time
+from typing import Any, Callable, Optional
 
+from absl import logging
 import numpy as np
 
+from hyperproto.prototypes import algebraic
 from hyperproto.prototypes import closed_form
 from hyperproto.prototypes import hpn as hpn_lib
-from hyperproto.prototypes.metrics import lower_bound, separation_metrics  # pylint: disable=unused-import
+from hyperproto.prototypes import semantic as semantic_lib
+from hyperproto.prototypes import separation as separation_lib
+from hyperproto.prototypes.bounds import best_bound, levenshtein_bound  # pylint: disable=unused-import
+from hyperproto.prototypes.metrics import lower_bound, max_cos, separation_metrics  # pylint: disable=unused-import
+from hyperproto.prototypes.metrics import duplicate_pairs
 from hyperproto.prototypes.store import load, save  # pylint: disable=unused-import
+
+CACHE_ENV = 'HYPERPROTO_CACHE'
+DEFAULT_CACHE = os.path.join('~', '.cache', 'hyperproto', 'prototypes')
+
+
+def exact_method(num_classes: int, dim: int) -> Optional[str]:
+  """The exact construction that is optimal for (C, d), or None where none is known."""
+  if num_classes <= dim + 1:
+    return 'simplex'
+  if num_classes <= 2 * dim:
+    return 'cross_polytope'
+  if (num_classes, dim) == (12, 3):
+    return 'icosahedron'
+  return None
 
 
 def _auto(num_classes: int, dim: int, seed: int, **kwargs) -> np.ndarray:
-  if num_classes <= dim + 1:
-    return closed_form.simplex(num_classes, dim, seed)
-  return hpn_lib.hpn(num_classes, dim, seed, **kwargs)
+  method = exact_method(num_classes, dim)
+  if method is None:
+    return separation_lib.separation(num_classes, dim, seed, **kwargs)
+  return PLACEMENTS[method](num_classes, dim, seed)
 
 
 PLACEMENTS: dict[str, Callable[..., np.ndarray]] = {
-    'simplex': closed_form.simplex,
-    'hpn': hpn_lib.hpn,
     'auto': _auto,
+    'simplex': closed_form.simplex,
+    'cross_polytope': closed_form.cross_polytope,
+    'icosahedron': closed_form.icosahedron,
+    'separation': separation_lib.separation,
+    'hpn': hpn_lib.hpn,
+    'hadamard': algebraic.hadamard,
+    'gold': algebraic.gold,
+    'one_hot': closed_form.one_hot,
+    'embedding': semantic_lib.embedding,
+    'semantic': semantic_lib.semantic,
 }
 
 
 def place(method: str, num_classes: int, dim: int, seed: int = 300,
           **kwargs: Any) -> np.ndarray:
-  """C x D unit vectors (float32) by `method`; see PLACEMENTS."""
+  """C x D unit vectors (float32) by `method`; see PLACEMENTS.
+
+  Logs a warning (and `separation_metrics` counts them) where two prototypes coincide
+  (cos > 1 - 1e-6): those classes cannot be told apart.
+  """
   if method not in PLACEMENTS:
     raise ValueError(f'Unknown prototype placement {method!r}; use one of '
                      f'{sorted(PLACEMENTS)}.')
   if num_classes < 1 or dim < 1:
     raise ValueError(f'Need num_classes >= 1 and dim >= 1, got ({num_classes}, {dim}).')
   protos = np.asarray(PLACEMENTS[method](num_classes, dim, seed, **kwargs), np.float64)
-  protos /= np.linalg.norm(protos, axis=1, keepdims=True)
-  return protos.astype(np.float32)
+  if protos.shape != (num_classes, dim):
+    raise AssertionError(f'{method} returned shape {protos.shape}, not '
+                         f'({num_classes}, {dim}).')
+  norms = np.linalg.norm(protos, axis=1, keepdims=True)
+  # Rows already unit to float32 precision are kept as they are: the exact constructions
+  # choose float32-representable coordinates, which a renormalisation would round again.
+  protos = np.where(np.abs(norms - 1.0) > 1e-6, protos / norms, protos).astype(np.float32)
+  if num_classes > 1:
+    dups = duplicate_pairs(protos, limit=5)
+    if dups:
+      logging.warning(
+          'Placement %r of %d classes in %d dims has duplicated prototypes (cos > 1 - '
+          '1e-6), e.g. class pairs %s: those classes cannot be told apart. Use '
+          'method="auto" or "separation", or raise dim.', method, num_classes, dim, dups)
+  return protos
+
+
+def cache_key(method: str, num_classes: int, dim: int, seed: int,
+              kwargs: dict[str, Any]) -> str:
+  """A file-name-safe key for every argument (kwargs must be JSON-serialisable)."""
+  args = dict(method=method, num_classes=int(num_classes), dim=int(dim), seed=int(seed),
+              kwargs=_jsonable(kwargs))
+  digest = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:16]
+  return f'{method}-{num_classes}c-{dim}d-seed{seed}-{digest}'
+
+
+def _jsonable(kwargs: dict[str, Any]) -> dict[str, Any]:
+  out = {}
+  for k, v in sorted(kwargs.items()):
+    if isinstance(v, np.ndarray):
+      v = {'sha256': hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest(),
+           'shape': list(v.shape)}
+    elif isinstance(v, str) and v.endswith('.npy') and os.path.exists(v):
+      with open(v, 'rb') as f:  # A file argument is keyed by its content.
+        v = {'path': v, 'sha256': hashlib.sha256(f.read()).hexdigest()}
+    elif isinstance(v, (list, tuple)):
+      v = list(v)
+    out[k] = v
+  json.dumps(out)  # Raises TypeError on anything else: better than a wrong cache hit.
+  return out
+
+
+def place_with_metadata(method: str, num_classes: int, dim: int, seed: int = 300,
+                        **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+  """`place`, timed, plus the metadata that `save` writes beside the array."""
+  start = time.perf_counter()
+  protos = place(method, num_classes, dim, seed, **kwargs)
+  seconds = time.perf_counter() - start
+  resolved = method
+  if method == 'auto':
+    resolved = exact_method(num_classes, dim) or 'separation'
+  meta = dict(method=method, resolved_method=resolved, num_classes=int(num_classes),
+              dim=int(dim), seed=int(seed), parameters=_jsonable(kwargs),
+              seconds=round(seconds, 3), metrics=separation_metrics(protos))
+  return protos, meta
+
+
+def cache_path(method: str, num_classes: int, dim: int, seed: int = 300,
+               cache_dir: Optional[str] = None, **kwargs: Any) -> str:
+  """Where `get_or_place` keeps this placement."""
+  cache_dir = os.path.expanduser(cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
+  return os.path.join(cache_dir, cache_key(method, num_classes, dim, seed, kwargs) + '.npy')
+
+
+def get_or_place(method: str, num_classes: int, dim: int, seed: int = 300,
+                 cache_dir: Optional[str] = None, **kwargs: Any) -> np.ndarray:
+  """`place`, reusing `<cache_dir>/<cache_key>.npy` (+ .json) when it exists.
+
+  cache_dir defaults to $HYPERPROTO_CACHE, else ~/.cache/hyperproto/prototypes. A
+  corrupt cache entry raises (see `store.load`) rather than being silently replaced.
+  """
+  path = cache_path(method, num_classes, dim, seed, cache_dir, **kwargs)
+  if os.path.exists(path):
+    protos, _ = load(path)
+    logging.info('Prototypes from the cache: %s', path)
+    return protos
+  protos, meta = place_with_metadata(method, num_classes, dim, seed, **kwargs)
+  save(path, protos, meta)
+  logging.info('Placed %s prototypes in %.1f s; cached at %s', method,
+               meta['seconds'], path)
+  return protos

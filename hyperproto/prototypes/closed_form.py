@@ -1,4 +1,9 @@
-"""Exact constructions."""
+"""Exact constructions: the known optima of the Tammes problem where they are known.
+
+Each returns float64 rows that stay exact (or first-order exact) when the caller casts
+them to float32: the regular simplex for C <= d + 1, the cross-polytope for
+d + 1 < C <= 2d, the icosahedron for 12 points in 3-D, and the one-hot baseline.
+"""
 
 import numpy as np
 
@@ -20,9 +25,79 @@ def simplex(num_classes: int, dim: int, seed: int = 0) -> np.ndarray:
         f'raise dim.')
   if num_classes == 1:
     return np.eye(1, dim, dtype=np.float64)
+  if num_classes <= dim:
+    # The centred basis vectors e_i - 1/C themselves: every row holds the same two
+    # values, so float32 rounding keeps the configuration exactly equiangular (the max
+    # cosine moves only to second order, ~1e-14, instead of ~1e-8 after a rotation).
+    points = np.zeros((num_classes, dim))
+    points[:, :num_classes] = np.eye(num_classes) - 1.0 / num_classes
+    return points / np.linalg.norm(points, axis=1, keepdims=True)
   centred = np.eye(num_classes) - 1.0 / num_classes
   u, s, _ = np.linalg.svd(centred)
   coords = u[:, :num_classes - 1] * s[:num_classes - 1]
   points = np.zeros((num_classes, dim))
   points[:, :num_classes - 1] = coords
   return points / np.linalg.norm(points, axis=1, keepdims=True)
+
+
+def cross_polytope(num_classes: int, dim: int, seed: int = 0) -> np.ndarray:
+  """C of the 2d points +-e_i: max cos exactly 0, optimal for d + 1 < C <= 2d (Rankin).
+
+  Takes e_1..e_d first, then -e_1, -e_2, ..., so no two chosen points are antipodal
+  before they must be. Coordinates are 0 and +-1, exact in float32. `seed` is unused.
+  """
+  del seed
+  if num_classes > 2 * dim:
+    raise ValueError(
+        f'A cross-polytope in dim={dim} has only {2 * dim} points, got num_classes='
+        f'{num_classes}. Use dim >= {-(-num_classes // 2)} or method="separation".')
+  eye = np.eye(dim)
+  return np.concatenate([eye, -eye])[:num_classes]
+
+
+def icosahedron(num_classes: int = 12, dim: int = 3, seed: int = 0) -> np.ndarray:
+  """The 12 vertices of the regular icosahedron: max cos 1/sqrt(5), optimal for 12 in 3-D.
+
+  Vertices are the cyclic permutations of (0, +-a, +-b) with b/a = golden ratio. All
+  rows share the two magnitudes a and b, so we pick the float32 pair (a, b) whose ratio
+  is closest to the golden ratio: the stored float32 points then have max cos within
+  ~1e-10 of 1/sqrt(5) (a naive rounding is off by ~1e-8). Padded with zeros for dim > 3.
+  `seed` is unused.
+  """
+  del seed
+  if num_classes != 12 or dim < 3:
+    raise ValueError(f'The icosahedron is 12 points in dim >= 3, got ({num_classes}, '
+                     f'{dim}). Use method="auto" for other sizes.')
+  a, b = _best_float32_pair((1 + np.sqrt(5.0)) / 2)
+  rows = []
+  for sa in (a, -a):
+    for sb in (b, -b):
+      v = (0.0, sa, sb)
+      for shift in range(3):
+        rows.append(np.roll(v, shift))
+  points = np.zeros((12, dim))
+  points[:, :3] = rows
+  return points
+
+
+def _best_float32_pair(ratio: float) -> tuple[float, float]:
+  """Float32 (a, b), a^2 + b^2 = 1 to 5e-7, with b / a as close to `ratio` as possible."""
+  a0 = np.float32(1.0 / np.sqrt(1.0 + ratio ** 2))
+  a = (a0 + np.arange(-256, 257) * np.spacing(a0)).astype(np.float32)
+  b0 = (a.astype(np.float64) * ratio).astype(np.float32)
+  a = np.repeat(a, 5)
+  b = (np.repeat(b0, 5) + np.tile(np.arange(-2, 3), len(b0)) * np.spacing(b0[0]))
+  a64, b64 = a.astype(np.float64), b.astype(np.float32).astype(np.float64)
+  err = np.abs(b64 / a64 - ratio)
+  err[np.abs(a64 ** 2 + b64 ** 2 - 1.0) > 5e-7] = np.inf
+  i = int(np.argmin(err))
+  return float(a64[i]), float(b64[i])
+
+
+def one_hot(num_classes: int, dim: int, seed: int = 0) -> np.ndarray:
+  """The identity: the one-hot baseline of the paper's Table 1 (needs dim == C)."""
+  del seed
+  if dim != num_classes:
+    raise ValueError(f'one_hot prototypes need dim == num_classes, got dim={dim}, '
+                     f'num_classes={num_classes}. Set dim={num_classes}.')
+  return np.eye(num_classes)

