@@ -183,9 +183,13 @@ def prepare_workdir(workdir: str) -> str:
 
 
 def prepare_prototypes(config: ml_collections.ConfigDict,
-                       objective: objectives.Objective,
-                       workdir: str) -> dict[str, np.ndarray]:
-  """Loads the run's prototypes from the workdir, or places and saves them."""
+                       objective: objectives.Objective, workdir: str,
+                       class_names: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+  """Loads the run's prototypes from the workdir, or places and saves them.
+
+  Placements from class-name embeddings (`embedding`, `semantic`) embed the dataset's
+  `class_names` unless `config.prototypes.kwargs` gives `embeddings` or `class_names`.
+  """
   path = os.path.join(workdir, 'prototypes.npy')
   class_protos = None
   if objective.class_prototype_dim is not None:
@@ -193,9 +197,13 @@ def prepare_prototypes(config: ml_collections.ConfigDict,
       class_protos, _ = protos_lib.load(path)
     else:
       place = protos_lib.get_or_place if config.prototypes.cache else protos_lib.place
+      kwargs = config.prototypes.kwargs.to_dict()
+      if (config.prototypes.method in ('embedding', 'semantic')
+          and not {'embeddings', 'class_names'} & set(kwargs)):
+        kwargs['class_names'] = tuple(class_names)
       class_protos = place(
           config.prototypes.method, objective.num_classes, objective.class_prototype_dim,
-          seed=config.prototypes.seed, **config.prototypes.kwargs.to_dict())
+          seed=config.prototypes.seed, **kwargs)
   protos = objective.prototypes(class_protos)
   if protos and not os.path.exists(path) and jax.process_index() == 0:
     saved = protos.get('classes', protos.get('upper', np.zeros(0))[None])
@@ -298,7 +306,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   dataset = data_lib.load(config.data.name, **config.data.kwargs)
   info = dataset.info
   objective = make_objective(config, info)
-  protos = prepare_prototypes(config, objective, workdir)
+  protos = prepare_prototypes(config, objective, workdir, info.class_names)
 
   mesh = parallel.make_mesh(config.num_devices)
   per_device = parallel.check_batch_size(config.batch_size, mesh)
