@@ -1,0 +1,132 @@
+"""Train-step throughput and compile time, with the PyTorch comparator side by side.
+
+  python experiments/benchmark.py                      # ResNet-32 / ResNet-34 / ViT, f32 + bf16
+  python experiments/benchmark.py --cases=resnet32 --torch_python=/path/to/venv/bin/python
+
+Times the trainer's own step (`train.resident_train_step`: gather from the uint8 split
+held on the device, crop + flip, forward, HPN loss, backward, SGD with momentum and
+weight decay) on synthetic data, one device, buffers donated, no host synchronisation
+inside a timed window. Compile time is the first call; throughput is the median over
+`--repeats` windows of `--steps` steps each (one block_until_ready per window).
+With `--torch_python`, runs ../shared/bench/torch_resnet32.py (the original ResNet-32
+step in PyTorch) in alternation with ours, pinned to the same threads, and prints the
+ratio. Prints one JSON object per line.
+"""
+
+import functools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TORCH_BENCH = os.path.join(ROOT, '..', 'shared', 'bench', 'torch_resnet32.py')
+
+# name: (backbone, image size, batch, augment in the step)
+CASES = {
+    'resnet32': ('resnet32', 32, 128, 'crop_flip'),
+    'resnet34': ('resnet34', 224, 64, 'none'),
+    'vit_s4': ('vit_s4', 32, 128, 'crop_flip'),
+}
+
+
+def define_flags():
+  flags.DEFINE_list('cases', list(CASES), f'Any of {list(CASES)}.')
+  flags.DEFINE_list('dtypes', ['float32', 'bfloat16'], 'Computation dtypes.')
+  flags.DEFINE_integer('steps', 10, 'Steps per timed window.')
+  flags.DEFINE_integer('repeats', 5, 'Timed windows (median).')
+  flags.DEFINE_integer('dim', 64, 'Output dimension (prototypes of 100 classes).')
+  flags.DEFINE_string('torch_python', None, 'Python with PyTorch: run the comparator.')
+  flags.DEFINE_list('torch_modes', ['f32', 'channels_last', 'bf16'], 'Comparator modes.')
+  flags.DEFINE_integer('rounds', 2, 'Alternations of ours and the comparator.')
+
+
+def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int) -> dict:
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from hyperproto import models, objectives, parallel, prototypes, train  # pylint: disable=g-import-not-at-top,g-multiple-import
+
+  backbone, size, batch, augment = CASES[case]
+  num_classes = 100
+  objective = objectives.Objective(task='classification', method='hpn', dim=dim,
+                                   num_classes=num_classes)
+  protos = objective.prototypes(prototypes.place('auto', num_classes, dim))
+  mesh = parallel.make_mesh(1)
+  model = models.build(backbone, output_dim=objective.output_dim, dtype=dtype,
+                       axis_name=parallel.AXIS)
+  tx = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(0.01, momentum=0.9))
+  state = train.create_train_state(jax.random.PRNGKey(0), model, tx, (size, size, 3), mesh)
+  rng = np.random.default_rng(0)
+  n = batch * 4
+  data = parallel.replicate({
+      'image': rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
+      'label': rng.integers(0, num_classes, n).astype(np.int32)}, mesh)
+  step = parallel.map_step(
+      functools.partial(train.resident_train_step, global_batch=batch, augment=augment,
+                        model=model, tx=tx, objective=objective, mean=(0.5,) * 3,
+                        std=(0.25,) * 3),
+      mesh, batch_argnums=(), donate_argnums=(0,))
+  protos = parallel.replicate(protos, mesh)
+  t = time.perf_counter()
+  state, sums = step(state, data, protos)
+  jax.block_until_ready(sums)
+  compile_s = time.perf_counter() - t
+  rates = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    for _ in range(steps):
+      state, sums = step(state, data, protos)
+    jax.block_until_ready((state, sums))
+    rates.append(steps * batch / (time.perf_counter() - t))
+  return dict(impl='hyperproto', case=case, dtype=dtype, batch=batch, image_size=size,
+              images_per_s=round(statistics.median(rates), 1),
+              compile_s=round(compile_s, 2), devices=str(jax.devices()[0].platform),
+              jax=jax.__version__)
+
+
+def bench_torch(python: str, mode: str, steps: int) -> dict:
+  env = dict(os.environ, OMP_WAIT_POLICY='PASSIVE', OMP_NUM_THREADS=str(os.cpu_count()))
+  out = subprocess.run([python, TORCH_BENCH, '--mode', mode, '--batch', '128',
+                        '--steps', str(steps), '--threads', str(os.cpu_count())],
+                       capture_output=True, text=True, env=env, check=True)
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  return dict(result, impl='pytorch', mode=mode)
+
+
+def main(argv):
+  del argv
+  if FLAGS.torch_python:  # Ours in a subprocess too, so the two alternate cleanly.
+    for round_ in range(FLAGS.rounds):
+      results = {}
+      for dtype in FLAGS.dtypes:
+        out = subprocess.run(
+            [sys.executable, __file__, '--cases=resnet32', f'--dtypes={dtype}',
+             f'--steps={FLAGS.steps}', f'--repeats={FLAGS.repeats}', f'--dim={FLAGS.dim}'],
+            capture_output=True, text=True, check=True, cwd=ROOT)
+        results[dtype] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(json.dumps(dict(results[dtype], round=round_)), flush=True)
+      for mode in FLAGS.torch_modes:
+        theirs = bench_torch(FLAGS.torch_python, mode, FLAGS.steps * FLAGS.repeats)
+        print(json.dumps(dict(theirs, round=round_)), flush=True)
+        ours = results['bfloat16' if mode == 'bf16' else 'float32']
+        print(json.dumps({'round': round_,
+                          'compare': f'ours {ours["dtype"]} / torch {mode}',
+                          'ratio': round(ours['images_per_s'] / theirs['img_per_s'], 3)}),
+              flush=True)
+    return
+  for case in FLAGS.cases:
+    for dtype in FLAGS.dtypes:
+      print(json.dumps(bench_ours(case, dtype, FLAGS.steps, FLAGS.repeats, FLAGS.dim)),
+            flush=True)
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)
