@@ -10,7 +10,7 @@ Data: a folder `train/<class>/*.jpg`, `test/<class>/*.jpg` (the layout of
 `python -m hyperproto.data.prepare --dataset=cifar10_jpeg --manual_dir=DIR`.
 
 Not a table of the paper: a short, fixed budget that runs on 2 CPU cores (the demo CNN,
-`:epochs` epochs, default 3, batch 128, cosine schedule, crop + flip) comparing HPN with
+`:epochs` epochs, default 2, batch 128, cosine schedule, crop + flip) comparing HPN with
 d in {2, 3, 5, 10} under our placement (`ours`) and the original one (`hpn`), and softmax
 cross-entropy. With 10 classes and d >= 9, `ours` is the exact simplex, which the
 original recipe only approaches. Measured results:
@@ -25,7 +25,7 @@ from hyperproto import config_lib
 
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, prototypes='ours', method='hpn', dim=10,
-                             backbone='cnn', lr=0.01, epochs=3.0, runlocal=False)
+                             backbone='cnn', lr=0.01, epochs=2.0, runlocal=False)
   config = config_lib.base_config()
 
   # Task section.
@@ -39,7 +39,7 @@ def get_config(arg=None):
   # Model section.
   config.model.name = arg.backbone
   if arg.backbone == 'cnn':
-    config.model.kwargs.widths = (32, 64, 128)
+    config.model.kwargs.widths = (16, 32, 64)
 
   # Optimiser section.
   config.batch_size = 128
