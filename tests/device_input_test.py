@@ -10,6 +10,7 @@ from absl.testing import parameterized
 from jax.sharding import PartitionSpec as P
 
 from hyperproto import parallel
+from hyperproto.data import base
 from hyperproto.data import device_input
 
 
@@ -45,13 +46,16 @@ class DeviceInputTest(parameterized.TestCase):
     self.assertFalse(np.array_equal(epochs[0], epochs[1]))  # reshuffled per epoch
     np.testing.assert_array_equal(fn(self.rng, 5), fn(self.rng, 5))  # deterministic
 
-  def gather(self, num_devices, step, augment):
+  def gather_with(self, rng, num_devices, step, augment='none'):
     mesh = parallel.make_mesh(num_devices)
     fn = jax.shard_map(
         functools.partial(device_input.local_batch, axis_name=parallel.AXIS,
                           global_batch=8, augment=augment),
         mesh=mesh, in_specs=(P(), P(), P()), out_specs=P(parallel.AXIS))
-    return jax.device_get(jax.jit(fn)(self.data, self.rng, jnp.int32(step)))
+    return jax.device_get(jax.jit(fn)(self.data, rng, jnp.int32(step)))
+
+  def gather(self, num_devices, step, augment):
+    return self.gather_with(self.rng, num_devices, step, augment)
 
   @parameterized.parameters('none', 'crop_flip')
   def test_the_global_batch_does_not_depend_on_the_device_count(self, augment):
@@ -86,6 +90,15 @@ class DeviceInputTest(parameterized.TestCase):
       (how,) = [h for h, c in candidates(image[0], 1) if np.array_equal(c, crop)]
       found.append(how)
     self.assertLen(set(found), 18)  # 3 x 3 offsets x {flip, no flip}
+
+  def test_the_host_batches_are_the_ones_the_trainer_gathers(self):
+    # Dataset.train_batch (host) and the streaming pipeline order epochs as the trainer's
+    # on-device input does, so "what did step s see" has one answer.
+    dataset = base.Dataset(info=None, splits={'train': self.data})
+    for step in (0, 3, 4, 9):  # 4 steps per epoch: three epochs
+      host = dataset.train_batch('train', step, 8, seed=5)
+      device = self.gather_with(device_input.run_rng(5), 8, step)
+      np.testing.assert_array_equal(np.sort(host['label']), np.sort(device['label']))
 
   def test_unknown_augmentation(self):
     with self.assertRaisesRegex(ValueError, "Unknown augmentation 'mixup'"):

@@ -20,6 +20,7 @@ from hyperproto import export
 from hyperproto import parallel
 from hyperproto import prototypes
 from hyperproto import train
+from hyperproto.data import device_input
 from hyperproto.data import prepare
 
 
@@ -95,6 +96,9 @@ class TrainTest(parameterized.TestCase):
     self.assertAlmostEqual(lines[0]['protos/max_cos'], -1 / 9, places=5)
     with open(os.path.join(workdir, 'results.json')) as f:
       self.assertEqual(json.load(f)['test/mae'], results['test/mae'])
+    # The run's data key is the one Dataset.train_batch reproduces on the host.
+    np.testing.assert_array_equal(export.load_checkpoint(workdir)[1]['rng'],
+                                  device_input.run_rng(0))
 
   @parameterized.parameters(('classification', 'hpn', 'float32'),
                             ('regression', 'hpn', 'float32'),

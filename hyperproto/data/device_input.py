@@ -20,12 +20,23 @@ import jax.numpy as jnp
 AUGMENTATIONS = ('none', 'crop_flip')
 
 
+def run_rng(seed: int) -> jax.Array:
+  """The key a run of `seed` draws its batches and augmentations from (its
+  `TrainState.rng`: `train.create_train_state` splits PRNGKey(seed) into init, this)."""
+  return jax.random.split(jax.random.PRNGKey(seed))[1]
+
+
+def epoch_permutation(rng: jax.Array, epoch, num_examples: int) -> jax.Array:
+  """The order of epoch `epoch`; `rng` is the permutation key of `local_batch`."""
+  return jax.random.permutation(jax.random.fold_in(rng, epoch), num_examples)
+
+
 def global_batch_indices(rng: jax.Array, step: jax.Array, *, num_examples: int,
                          global_batch: int) -> jax.Array:
   """Dataset indices of the global batch of `step` (int32, `global_batch` of them)."""
   steps_per_epoch = num_examples // global_batch
   epoch, pos = jnp.divmod(step, steps_per_epoch)
-  perm = jax.random.permutation(jax.random.fold_in(rng, epoch), num_examples)
+  perm = epoch_permutation(rng, epoch, num_examples)
   return jax.lax.dynamic_slice_in_dim(perm, pos * global_batch, global_batch)
 
 
