@@ -21,9 +21,11 @@ AUGMENTATIONS = ('none', 'crop_flip')
 
 
 def run_rng(seed: int) -> jax.Array:
-  """The key a run of `seed` draws its batches and augmentations from (its
-  `TrainState.rng`: `train.create_train_state` splits PRNGKey(seed) into init, this)."""
-  return jax.random.split(jax.random.PRNGKey(seed))[1]
+  """The key a run of `seed` draws its batches and augmentations from: its
+  `TrainState.rng`, which `train.create_train_state` splits from PRNGKey(seed) (with
+  the non-partitionable threefry, as there) next to the init key."""
+  with jax.threefry_partitionable(False):
+    return jax.random.split(jax.random.PRNGKey(seed))[1]
 
 
 def epoch_permutation(rng: jax.Array, epoch, num_examples: int) -> jax.Array:
