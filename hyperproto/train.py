@@ -35,6 +35,7 @@ from hyperproto import objectives
 from hyperproto import optim
 from hyperproto import parallel
 from hyperproto import prototypes as protos_lib
+from hyperproto.prototypes import plot as protos_plot
 from hyperproto import writers
 from hyperproto.data import device_input
 
@@ -248,6 +249,19 @@ def _config_diff(path: str, config: ml_collections.ConfigDict) -> list[str]:
   return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
+def write_plots(workdir: str, protos: Mapping[str, np.ndarray]) -> None:
+  """curves.png, and prototypes.png when the class prototypes live on S^2 (the paper's
+  figure); needs matplotlib (extra `plot`), else only logs how to get them."""
+  writers.plot_curves(workdir)
+  classes = protos.get('classes')
+  if classes is not None and classes.shape[1] == 3:
+    try:
+      protos_plot.plot_sphere(classes, os.path.join(workdir, 'prototypes.png'),
+                                  title=f'{len(classes)} prototypes on the sphere')
+    except ImportError:
+      pass  # plot_curves has said how to get plots.
+
+
 # --- The loop -------------------------------------------------------------------------
 
 
@@ -420,6 +434,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       results['target_unit'] = info.target_unit
     if is_main:
       writers.write_json(os.path.join(workdir, 'results.json'), results)
+      write_plots(workdir, protos)
     logging.info('Final %s metrics at step %d: %s', eval_split, num_steps, _fmt(final))
     return results
   finally:

@@ -68,3 +68,40 @@ def write_json(path: str, obj) -> None:
   with open(tmp, 'w') as f:
     json.dump(obj, f, indent=2, sort_keys=True)
   os.replace(tmp, path)
+
+
+def plot_curves(workdir: str, path: Optional[str] = None) -> Optional[str]:
+  """Training curves from `workdir/metrics.jsonl` as a PNG (one panel per metric name
+  after the '/', train and evaluation splits together); None when matplotlib (extra
+  `plot`) is not installed."""
+  try:
+    import matplotlib  # pylint: disable=g-import-not-at-top
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    logging.info("No plots: pip install -e '.[plot]' for curves.png / prototypes.png.")
+    return None
+  series = {}
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    for line in f:
+      record = json.loads(line)
+      for name, value in record.items():
+        if '/' in name and not name.startswith('protos/'):
+          series.setdefault(name, []).append((record['step'], value))
+  panels = sorted({name.split('/', 1)[1] for name in series} - {'count', 'num_examples'})
+  if not panels:
+    return None
+  fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+  for ax, panel in zip(axes[0], panels):
+    for name in sorted(n for n in series if n.split('/', 1)[1] == panel):
+      steps, values = zip(*sorted(series[name]))
+      ax.plot(steps, values, marker='.' if len(steps) < 30 else None,
+              label=name.split('/', 1)[0])
+    ax.set_title(panel)
+    ax.set_xlabel('step')
+    ax.legend()
+  fig.tight_layout()
+  path = path or os.path.join(workdir, 'curves.png')
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path

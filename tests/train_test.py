@@ -83,7 +83,7 @@ class TrainTest(parameterized.TestCase):
   def test_reference_outputs(self):
     workdir, results = self.ref_dir, self.ref
     for name in ('config.json', 'metrics.jsonl', 'results.json', 'prototypes.npy',
-                 'prototypes.json'):
+                 'prototypes.json', 'curves.png'):
       self.assertTrue(os.path.exists(os.path.join(workdir, name)), name)
     self.assertTrue(any(f.startswith('events.out.tfevents') for f in os.listdir(workdir)))
     self.assertEqual(results['step'], 6)
@@ -100,7 +100,7 @@ class TrainTest(parameterized.TestCase):
     np.testing.assert_array_equal(export.load_checkpoint(workdir)[1]['rng'],
                                   device_input.run_rng(0))
 
-  @parameterized.parameters(('classification', 'hpn', 'float32'),
+  @parameterized.parameters(('classification,dim=3', 'hpn', 'float32'),
                             ('regression', 'hpn', 'float32'),
                             ('joint', 'baseline', 'float32'),
                             ('joint', 'hpn', 'bfloat16'))
@@ -109,13 +109,16 @@ class TrainTest(parameterized.TestCase):
     results = train.train_and_evaluate(
         helpers.tiny_config(f'task={task},method={method}', num_steps=2,
                             **{'model.dtype': dtype}), workdir)
+    # The paper's figure: class prototypes on S^2 when they are 3-d.
+    self.assertEqual(os.path.exists(os.path.join(workdir, 'prototypes.png')),
+                     task == 'classification,dim=3')
     # Mixed precision computes in bf16; params (and BatchNorm statistics) stay float32.
     self.assertTrue(all(p.dtype == np.float32
                         for p in jax.tree.leaves(helpers.final_params(workdir))))
     self.assertEqual(results['test/num_examples'], 359)
     if task != 'regression':
       self.assertBetween(results['test/accuracy'], 0.0, 1.0)
-    if task != 'classification':
+    if not task.startswith('classification'):
       self.assertBetween(results['test/mae'], 0.0, 120.0)
 
   def test_training_learns(self):
