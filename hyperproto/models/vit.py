@@ -20,6 +20,7 @@ Precision: LayerNorm statistics and the attention softmax run in float32 under b
 compute (Flax's force_float32_reductions, `force_fp32_for_softmax=True`); params float32.
 """
 
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import flax
@@ -209,8 +210,8 @@ def load_vit_npz(path: str, params: Any, *, resize_posemb_grid: bool = True) -> 
   Raises:
     ValueError: a parameter is missing from the checkpoint or has another shape.
   """
-  if isinstance(params, dict) and 'backbone' in params:
-    return {**params, 'backbone': load_vit_npz(path, params['backbone'],
+  if isinstance(params, Mapping) and 'backbone' in params:
+    return {**flax.core.unfreeze(params), 'backbone': load_vit_npz(path, params['backbone'],
                                                resize_posemb_grid=resize_posemb_grid)}
   with np.load(path, allow_pickle=False) as f:
     ckpt = _normalise_keys({k: f[k] for k in f.files})
