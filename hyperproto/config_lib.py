@@ -128,6 +128,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.name = 'cnn'
   c.model.dtype = 'float32'  # Computation dtype; params stay float32.
   c.model.kwargs = ml_collections.ConfigDict()  # Passed to the backbone.
+  c.model.init_npz = ''  # ViT only: a local vision_transformer / big_vision .npz.
 
   # Optimiser section: SGD with momentum and coupled (L2) weight decay on all params,
   # as the original.

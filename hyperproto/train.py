@@ -339,6 +339,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   tx = optim.optimizer(config, num_steps, steps_per_epoch)
   state = create_train_state(jax.random.PRNGKey(config.seed), model, tx, info.image_shape,
                              mesh)
+  if config.model.init_npz:  # Pretrained ViT weights (a local .npz); the head stays new.
+    params = models.load_vit_npz(config.model.init_npz, jax.device_get(state.params))
+    state = state.replace(params=parallel.replicate(params, mesh))
+    logging.info('Initialised the backbone from %s.', config.model.init_npz)
   protos_dev = parallel.replicate({k: np.asarray(v) for k, v in protos.items()}, mesh)
 
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'),

@@ -17,6 +17,7 @@ from absl.testing import parameterized
 import data_streaming_test
 import helpers
 from hyperproto import export
+from hyperproto import models
 from hyperproto import parallel
 from hyperproto import prototypes
 from hyperproto import train
@@ -199,6 +200,23 @@ class TrainTest(parameterized.TestCase):
     self.assertEqual(results['test/accuracy'], again['test/accuracy'])
     with self.assertRaisesRegex(ValueError, 'augments while decoding'):
       train.train_and_evaluate(config(**{'data.augment': 'crop_flip'}), self.workdir())
+
+  def test_backbone_initialised_from_a_vit_npz(self):
+    vit = dict(width=32, depth=1, mlp_dim=64, num_heads=2)
+    backbone = models.BACKBONES['vit_ti4'](**vit)
+    source = backbone.init(jax.random.PRNGKey(123), np.zeros((1, 16, 16, 1)),
+                           train=False)['params']
+    flat = {'/'.join(k.key for k in path): np.asarray(v)
+            for path, v in jax.tree_util.tree_leaves_with_path(source)}
+    path = os.path.join(self.workdir(), 'vit.npz')
+    np.savez(path, **flat)
+    workdir = self.workdir()
+    config = helpers.tiny_config(lr=0.0, num_steps=1, **{'model.name': 'vit_ti4',
+                                                         'model.init_npz': path})
+    config.model.kwargs = ml_collections.ConfigDict(vit)
+    train.train_and_evaluate(config, workdir)
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(source),
+                 helpers.final_params(workdir)['backbone'])
 
   def test_mean_reduction_is_device_invariant_too(self):
     one, eight = self.workdir(), self.workdir()
