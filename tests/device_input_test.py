@@ -94,7 +94,9 @@ class DeviceInputTest(parameterized.TestCase):
   def test_the_host_batches_are_the_ones_the_trainer_gathers(self):
     # Dataset.train_batch (host) and the streaming pipeline order epochs as the trainer's
     # on-device input does, so "what did step s see" has one answer.
-    dataset = base.Dataset(info=None, splits={'train': self.data})
+    info = base.DatasetInfo(name='toy', num_classes=37, class_names=(),
+                            image_shape=(6, 5, 3), mean=(0.5,) * 3, std=(0.2,) * 3)
+    dataset = base.Dataset(info=info, splits={'train': self.data})
     for step in (0, 3, 4, 9):  # 4 steps per epoch: three epochs
       host = dataset.train_batch('train', step, 8, seed=5)
       device = self.gather_with(device_input.run_rng(5), 8, step)

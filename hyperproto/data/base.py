@@ -22,6 +22,14 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
   return perm
 
 
+def steps_per_epoch(name: str, split: str, num_examples: int, batch_size: int) -> int:
+  """Full batches per epoch (the remainder is dropped); an error if there are none."""
+  if batch_size > num_examples:
+    raise ValueError(f'Batch size {batch_size} exceeds the {num_examples} examples of '
+                     f'{name}:{split}.')
+  return num_examples // batch_size
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
   """What the trainer needs to know about a dataset.
@@ -59,11 +67,7 @@ class Dataset:
     return self.splits[split]
 
   def steps_per_epoch(self, split: str, batch_size: int) -> int:
-    n = self.num_examples(split)
-    if batch_size > n:
-      raise ValueError(f'Batch size {batch_size} exceeds the {n} examples of '
-                       f'{self.info.name}:{split}.')
-    return n // batch_size
+    return steps_per_epoch(self.info.name, split, self.num_examples(split), batch_size)
 
   def train_batch(self, split: str, step: int, batch_size: int, seed: int) -> dict:
     """The global batch of training step `step`.

@@ -128,7 +128,7 @@ def prepare_cifar100(manual_dir: str, data_dir: Optional[str] = None,
                      coarse_class_names=coarse_names)
   report = {'source': path, 'source_format': source_format,
             **{f'{s}_examples': len(a['label']) for s, a in splits.items()}}
-  _write(info, splits, report, data_dir)
+  store.write_arrays(info, splits, report, data_dir)
   return report
 
 
@@ -149,16 +149,8 @@ def prepare_cifar10_jpeg(manual_dir: str, data_dir: Optional[str] = None) -> dic
                      class_names=tuple(names), image_shape=(32, 32, 3),
                      mean=CIFAR10_MEAN, std=CIFAR10_STD)
   report['source'] = path
-  _write(info, splits, report, data_dir)
+  store.write_arrays(info, splits, report, data_dir)
   return report
-
-
-def _write(info: DatasetInfo, splits: dict, report: dict, data_dir: Optional[str]):
-  with store.Writer(info.name, data_dir) as w:
-    for split, arrays in splits.items():
-      for field, array in arrays.items():
-        w.add_array(split, field, array)
-    w.finish('arrays', info, report)
 
 
 def load_cifar100(data_dir: Optional[str] = None, verify_checksums: bool = True) -> Dataset:

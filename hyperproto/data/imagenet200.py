@@ -111,11 +111,7 @@ def _write(name: str, class_names: tuple, splits: dict, report: dict,
            data_dir: Optional[str]) -> None:
   info = DatasetInfo(name=name, num_classes=len(class_names), class_names=class_names,
                      image_shape=(SIZE, SIZE, 3), mean=IMAGENET_MEAN, std=IMAGENET_STD)
-  with store.Writer(name, data_dir) as w:
-    for split, arrays in splits.items():
-      for field, array in arrays.items():
-        w.add_array(split, field, array)
-    w.finish('arrays', info, report)
+  store.write_arrays(info, splits, report, data_dir)
 
 
 def load(data_dir: Optional[str] = None, verify_checksums: bool = True) -> Dataset:

@@ -72,11 +72,7 @@ def prepare(manual_dir: str, data_dir: Optional[str] = None) -> dict:
                      class_names=tuple(str(c) for c in range(10)),
                      image_shape=tuple(arrays['train']['image'].shape[1:]),
                      mean=MEAN, std=STD)
-  with store.Writer('mnist', data_dir) as w:
-    for split, a in arrays.items():
-      for field, array in a.items():
-        w.add_array(split, field, array)
-    w.finish('arrays', info, report)
+  store.write_arrays(info, arrays, report, data_dir)
   return report
 
 

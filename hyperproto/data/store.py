@@ -135,6 +135,16 @@ class Writer:
     return self.final
 
 
+def write_arrays(info: DatasetInfo, splits: dict[str, dict[str, np.ndarray]],
+                 report: dict[str, Any], data_dir: Optional[str] = None) -> str:
+  """Prepares an in-memory dataset: one `.npy` per split and field, then `info.json`."""
+  with Writer(info.name, data_dir) as w:
+    for split, arrays in splits.items():
+      for field, array in arrays.items():
+        w.add_array(split, field, array)
+    return w.finish('arrays', info, report)
+
+
 def read_meta(name: str, data_dir: Optional[str], how_to_prepare: str,
               kind: str) -> tuple[str, dict[str, Any]]:
   """The directory and `info.json` of a prepared dataset, or a NotPreparedError that

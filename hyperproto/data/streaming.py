@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from hyperproto.data import store
+from hyperproto.data import base
 from hyperproto.data.base import DatasetInfo, epoch_permutation
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom (pixels)
@@ -133,11 +134,7 @@ class StreamingDataset:
     return len(self.indices[split])
 
   def steps_per_epoch(self, split: str, batch_size: int) -> int:
-    n = self.num_examples(split)
-    if batch_size > n:
-      raise ValueError(f'Batch size {batch_size} exceeds the {n} examples of '
-                       f'{self.info.name}:{split}.')
-    return n // batch_size
+    return base.steps_per_epoch(self.info.name, split, self.num_examples(split), batch_size)
 
   # --- Example specs: (split, dataset position or -1 for padding, rng seed, flip) ---
 
