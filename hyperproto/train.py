@@ -317,6 +317,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """Trains (or resumes) and evaluates; returns the final evaluation metrics."""
   workdir = prepare_workdir(workdir)
   is_main = jax.process_index() == 0
+  if config.data.augment not in device_input.AUGMENTATIONS:
+    raise ValueError(f'Unknown data.augment={config.data.augment!r}; use one of '
+                     f'{device_input.AUGMENTATIONS}.')
+  if config.parallel not in parallel.MAPPERS:
+    raise ValueError(f'Unknown parallel={config.parallel!r}; use one of '
+                     f'{parallel.MAPPERS}.')
   dataset = data_lib.load(config.data.name, **config.data.kwargs)
   info = dataset.info
   objective = make_objective(config, info)
