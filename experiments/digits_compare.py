@@ -28,7 +28,7 @@ from hyperproto import train  # pylint: disable=g-import-not-at-top,wrong-import
 
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/digits_compare', 'Root of the runs.')
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Training seeds.')
-_LRS = flags.DEFINE_list('lrs', ['0.003', '0.01', '0.03'], 'Learning-rate grid.')
+_LRS = flags.DEFINE_list('lrs', ['0.003', '0.01'], 'Learning-rate grid.')
 _METHODS = flags.DEFINE_list('methods', ['hpn', 'baseline'], 'Methods to compare.')
 _TASK = flags.DEFINE_string('task', 'joint', 'Task of configs/digits.py.')
 _OUTPUT = flags.DEFINE_string('output', None, 'Also write the table to this file.')
