@@ -59,7 +59,10 @@ def get_config(arg=None):
 
 
 def get_sweep(name):
-  if name != 'placement':
-    raise ValueError(f'Unknown sweep {name!r}; use placement.')
-  return (['method=softmax'] + [f'prototypes={p},dim={d}' for p in ('ours', 'hpn')
-                                for d in (2, 3, 5, 10)])
+  """placement: softmax and both placements at d in {2, 3, 5, 10}; low_dim: only
+  d in {2, 3}, where the placements differ most (for extra seeds)."""
+  dims = {'placement': (2, 3, 5, 10), 'low_dim': (2, 3)}
+  if name not in dims:
+    raise ValueError(f'Unknown sweep {name!r}; use one of {sorted(dims)}.')
+  return ((['method=softmax'] if name == 'placement' else [])
+          + [f'prototypes={p},dim={d}' for p in ('ours', 'hpn') for d in dims[name]])

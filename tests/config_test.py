@@ -77,7 +77,7 @@ PAPER_CONFIGS = {  # config: (batch, lr, backbone, data, augmentation in the ste
 }
 SWEEPS = {'cifar100': ('table1', 'table2', 'table3'), 'imagenet200': ('table3',),
           'cub': ('table3',), 'omniart': ('table4', 'table5'), 'mnist': ('compare',),
-          'cifar10': ('placement',), 'digits': ('compare',)}
+          'cifar10': ('placement', 'low_dim'), 'digits': ('compare',)}
 
 
 def load(name):
