@@ -27,8 +27,9 @@ HPN + privileged information 11.5 (3-d), 37.0 (5), 57.0 (10), 64.0 (25). Table 3
 64.4, HPN 65.0. All of them: experiments/paper_numbers.py.
 
 Runtime: 250 epochs x 390 steps of batch 128. Not yet measured on a GPU (none here);
-on 2 CPU cores a ResNet-32 step runs at about 100 images/s, i.e. far too slow for the
-full recipe: use `runlocal` or a short `--config.num_epochs` there.
+on 2 CPU cores a ResNet-32 step ran at 35-65 images/s
+(experiments/results/benchmark.md): far too slow for the full recipe; use `runlocal` or
+a short `--config.num_epochs` there.
 """
 
 from hyperproto import config_lib

@@ -3,7 +3,7 @@
 Jointly predicts the digit (classification) and its rotation angle in [-60, 60] degrees
 (regression) in one output space, as the paper does with rotated MNIST.
 
-Command (trains in about a minute on 2 CPU cores):
+Command (1 min 17 s on 2 CPU cores, measured; see the README):
   python -m hyperproto.main --config=configs/digits.py --workdir=/tmp/hyperproto_digits
 
 Arguments (`--config=configs/digits.py:task=joint,method=hpn,dim=10`):
