@@ -279,5 +279,31 @@ class CacheAndCliTest(absltest.TestCase):
       self.assertEqual(meta['seed'], 300)
 
 
+  def test_cli_with_user_embeddings_and_a_plot(self):
+    # The embedding baseline from a user's .npy: its PCA to d dims, normalised; + a PNG.
+    with tempfile.TemporaryDirectory() as tmp:
+      emb = np.random.default_rng(0).normal(size=(6, 20))
+      np.save(os.path.join(tmp, 'emb.npy'), emb)
+      out = os.path.join(tmp, 'p.npy')
+      done = subprocess.run(
+          [sys.executable, '-m', 'hyperproto.prototypes', '--num_classes=6', '--dim=3',
+           '--method=embedding', f'--embeddings={tmp}/emb.npy', f'--output={out}',
+           f'--plot={tmp}/p.png'], capture_output=True, text=True,
+          env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'))
+      self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+      protos, meta = prototypes.load(out)
+      self.assertEqual(protos.shape, (6, 3))
+      np.testing.assert_allclose(np.linalg.norm(protos, axis=1), 1.0, rtol=1e-6)
+      self.assertEqual(meta['method'], 'embedding')
+      self.assertEqual(os.path.exists(f'{tmp}/p.png'), _have('matplotlib'))
+      wrong = subprocess.run(
+          [sys.executable, '-m', 'hyperproto.prototypes', '--num_classes=7', '--dim=3',
+           '--method=embedding', f'--embeddings={tmp}/emb.npy', f'--output={out}'],
+          capture_output=True, text=True,
+          env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS='cpu'))
+      self.assertNotEqual(wrong.returncode, 0)
+      self.assertIn('(6, 20)', wrong.stderr)  # names the shape it got
+
+
 if __name__ == '__main__':
   absltest.main()
