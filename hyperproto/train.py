@@ -4,10 +4,13 @@
 is a sum over the device's examples and the gradients are summed over the mapped axis
 (`psum`), so N devices x b examples make the same update as one device x N*b (the
 original sums its loss over the batch). BatchNorm synchronises its statistics over the
-same axis. `parallel.map_step` runs them under jit + shard_map on a 1-D mesh.
+same axis. `parallel.map_step` runs them under jit + shard_map (or pmap) on a 1-D mesh.
+Datasets held in memory go to the devices once; `resident_train_step` gathers and
+augments each step's batch there (`data.device_input`). Streaming datasets feed
+`train_step` with each host's share of the global batch.
 
 The workdir holds config.json, metrics.jsonl, TensorBoard events, prototypes.npy (+ .json),
-checkpoints/ and, at the end, results.json. Running the same command again resumes from
+checkpoints/ and, at the end, results.json and plots (curves.png, prototypes.png). Running the same command again resumes from
 the newest checkpoint; SIGINT (Ctrl-C) and SIGTERM save a checkpoint before stopping.
 """
 
