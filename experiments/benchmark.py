@@ -50,8 +50,7 @@ def define_flags():
 def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  import optax  # pylint: disable=g-import-not-at-top
-  from hyperproto import models, objectives, parallel, prototypes, train  # pylint: disable=g-import-not-at-top,g-multiple-import
+  from hyperproto import config_lib, models, objectives, optim, parallel, prototypes, train  # pylint: disable=g-import-not-at-top,g-multiple-import
 
   backbone, size, batch, augment = CASES[case]
   num_classes = 100
@@ -61,7 +60,9 @@ def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int) -> dic
   mesh = parallel.make_mesh(1)
   model = models.build(backbone, output_dim=objective.output_dim, dtype=dtype,
                        axis_name=parallel.AXIS)
-  tx = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(0.01, momentum=0.9))
+  config = config_lib.paper_recipe(config_lib.base_config())  # SGD 0.9, wd 1e-4, steps
+  config.lr = 0.01
+  tx = optim.optimizer(config, num_steps=1000, steps_per_epoch=100)
   state = train.create_train_state(jax.random.PRNGKey(0), model, tx, (size, size, 3), mesh)
   rng = np.random.default_rng(0)
   n = batch * 4

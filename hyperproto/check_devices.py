@@ -12,9 +12,6 @@ import json
 import jax
 import numpy as np
 from absl import app
-from absl import flags
-
-FLAGS = flags.FLAGS
 from jax.sharding import PartitionSpec as P
 
 from hyperproto import distributed
@@ -38,24 +35,12 @@ def report() -> dict:
   }
 
 
-def define_flags():
-  """The command line's flags (defined only when run as a program, so that importing
-  this module defines none)."""
-  flags.DEFINE_string('coordinator_address', None,
-                      'host:port of process 0 (else auto-detected).')
-  flags.DEFINE_integer('num_processes', None, 'Number of processes.')
-  flags.DEFINE_integer('process_id', None, 'This process.')
-  flags.DEFINE_list('local_device_ids', None,
-                    'Devices of this process (process per node).')
-
-
 def main(argv):
   del argv
-  distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
-                         [int(i) for i in FLAGS.local_device_ids or []])
+  distributed.initialize_from_flags()
   print(json.dumps(report()), flush=True)
 
 
 if __name__ == '__main__':
-  define_flags()
+  distributed.define_flags()
   app.run(main)

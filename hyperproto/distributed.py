@@ -11,6 +11,7 @@ import os
 from typing import Optional, Sequence
 
 import jax
+from absl import flags
 from absl import logging
 
 
@@ -52,3 +53,21 @@ def initialize(coordinator_address: Optional[str] = None,
   logging.info('Process %d of %d; %d local of %d devices.', jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
   return True
+
+
+def define_flags() -> None:
+  """The multi-process flags of our programs (`main`, `check_devices`); SLURM and Open MPI
+  are detected without them."""
+  flags.DEFINE_string('coordinator_address', None,
+                      'host:port of process 0 (multi-process runs; else auto-detected).')
+  flags.DEFINE_integer('num_processes', None, 'Number of processes.')
+  flags.DEFINE_integer('process_id', None, 'This process.')
+  flags.DEFINE_list('local_device_ids', None,
+                    'Devices of this process (one process per node).')
+
+
+def initialize_from_flags() -> bool:
+  """`initialize` with the values of `define_flags`' flags."""
+  f = flags.FLAGS
+  return initialize(f.coordinator_address, f.num_processes, f.process_id,
+                    [int(i) for i in f.local_device_ids or []])

@@ -25,13 +25,7 @@ _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Directory for checkpoints, metrics and results (resumed if it '
     'holds a checkpoint).')
 flags.mark_flags_as_required(['config', 'workdir'])
-# Multi-process runs: SLURM and Open MPI are detected; these override (see distributed.py).
-_COORDINATOR = flags.DEFINE_string('coordinator_address', None,
-                                   'host:port of process 0 (multi-process runs).')
-_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes.')
-_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process.')
-_LOCAL_DEVICE_IDS = flags.DEFINE_list(
-    'local_device_ids', None, 'Devices of this process (one process per node).')
+distributed.define_flags()  # Multi-process runs (see distributed.py).
 
 
 class _QuietOrbax(std_logging.Filter):
@@ -45,8 +39,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietOrbax())
-  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                         [int(i) for i in _LOCAL_DEVICE_IDS.value or []])
+  distributed.initialize_from_flags()
   logging.info('JAX process %d of %d; local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
   try:
