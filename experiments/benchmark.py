@@ -2,6 +2,7 @@
 
   python experiments/benchmark.py                      # ResNet-32 / ResNet-34 / ViT, f32 + bf16
   python experiments/benchmark.py --cases=resnet32 --torch_python=/path/to/venv/bin/python
+  python experiments/benchmark.py --ablation --dtypes=float32   # the CPU work, step by step
 
 Times the trainer's own step (`train.resident_train_step`: gather from the uint8 split
 held on the device, crop + flip, forward, HPN loss, backward, SGD with momentum and
@@ -10,7 +11,9 @@ inside a timed window. Compile time is the first call; throughput is the median 
 `--repeats` windows of `--steps` steps each (one block_until_ready per window).
 With `--torch_python`, runs ../shared/bench/torch_resnet32.py (the original ResNet-32
 step in PyTorch) in alternation with ours, pinned to the same threads, and prints the
-ratio. Prints one JSON object per line.
+ratio. `--ablation` times ResNet-32 with XLA's own kernel gradient, with ours
+(models/conv.py), and with ours plus cpu_tuning (the default). Prints one JSON object
+per line.
 """
 
 import functools
@@ -45,6 +48,8 @@ def define_flags():
   flags.DEFINE_string('torch_python', None, 'Python with PyTorch: run the comparator.')
   flags.DEFINE_list('torch_modes', ['f32', 'channels_last', 'bf16'], 'Comparator modes.')
   flags.DEFINE_integer('rounds', 2, 'Alternations of ours and the comparator.')
+  flags.DEFINE_bool('ablation', False, 'ResNet-32 under each of VARIANTS (the CPU work: '
+                    "XLA's kernel gradient vs. ours, without / with cpu_tuning).")
 
 
 def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int) -> dict:
@@ -101,27 +106,45 @@ def bench_torch(python: str, mode: str, steps: int) -> dict:
   return dict(result, impl='pytorch', mode=mode)
 
 
+# Ablation of the CPU work (experiments/results/benchmark.md): environment per variant.
+VARIANTS = {
+    'xla': dict(HYPERPROTO_CPU_KERNEL_GRAD='0', HYPERPROTO_CPU_TUNING='0'),
+    'kernel_grad': dict(HYPERPROTO_CPU_KERNEL_GRAD='1', HYPERPROTO_CPU_TUNING='0'),
+    'kernel_grad+tuning': dict(HYPERPROTO_CPU_KERNEL_GRAD='1', HYPERPROTO_CPU_TUNING='1'),
+}
+
+
+def run_ours(dtype: str, variant: str = 'kernel_grad+tuning') -> dict:
+  """ResNet-32 in a fresh process (the settings apply before JAX starts)."""
+  out = subprocess.run(
+      [sys.executable, __file__, '--cases=resnet32', f'--dtypes={dtype}',
+       f'--steps={FLAGS.steps}', f'--repeats={FLAGS.repeats}', f'--dim={FLAGS.dim}'],
+      capture_output=True, text=True, check=True, cwd=ROOT,
+      env=dict(os.environ, **VARIANTS[variant]))
+  return dict(json.loads(out.stdout.strip().splitlines()[-1]), variant=variant)
+
+
 def main(argv):
   del argv
-  if FLAGS.torch_python:  # Ours in a subprocess too, so the two alternate cleanly.
+  if FLAGS.ablation or FLAGS.torch_python:  # Everything in subprocesses, alternating.
     for round_ in range(FLAGS.rounds):
       results = {}
       for dtype in FLAGS.dtypes:
-        out = subprocess.run(
-            [sys.executable, __file__, '--cases=resnet32', f'--dtypes={dtype}',
-             f'--steps={FLAGS.steps}', f'--repeats={FLAGS.repeats}', f'--dim={FLAGS.dim}'],
-            capture_output=True, text=True, check=True, cwd=ROOT)
-        results[dtype] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(json.dumps(dict(results[dtype], round=round_)), flush=True)
-      for mode in FLAGS.torch_modes:
+        for variant in (VARIANTS if FLAGS.ablation else ['kernel_grad+tuning']):
+          results[dtype] = run_ours(dtype, variant)
+          print(json.dumps(dict(results[dtype], round=round_)), flush=True)
+      for mode in FLAGS.torch_modes if FLAGS.torch_python else ():
         theirs = bench_torch(FLAGS.torch_python, mode, FLAGS.steps * FLAGS.repeats)
         print(json.dumps(dict(theirs, round=round_)), flush=True)
-        ours = results['bfloat16' if mode == 'bf16' else 'float32']
-        print(json.dumps({'round': round_,
-                          'compare': f'ours {ours["dtype"]} / torch {mode}',
-                          'ratio': round(ours['images_per_s'] / theirs['img_per_s'], 3)}),
-              flush=True)
+        ours = results.get('bfloat16' if mode == 'bf16' else 'float32')
+        if ours:
+          print(json.dumps({'round': round_,
+                            'compare': f'ours {ours["dtype"]} / torch {mode}',
+                            'ratio': round(ours['images_per_s'] / theirs['img_per_s'],
+                                           3)}), flush=True)
     return
+  from hyperproto import cpu_tuning  # pylint: disable=g-import-not-at-top
+  cpu_tuning.configure()  # Before JAX starts; HYPERPROTO_CPU_TUNING=0 turns it off.
   for case in FLAGS.cases:
     for dtype in FLAGS.dtypes:
       print(json.dumps(bench_ours(case, dtype, FLAGS.steps, FLAGS.repeats, FLAGS.dim)),

@@ -15,6 +15,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from hyperproto import cpu_tuning
 from hyperproto import distributed
 from hyperproto import train
 
@@ -39,6 +40,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietOrbax())
+  tuned = cpu_tuning.configure()  # Before JAX starts (see cpu_tuning.py).
+  if tuned:
+    logging.info('XLA:CPU settings: %s', '; '.join(tuned))
   distributed.initialize_from_flags()
   logging.info('JAX process %d of %d; local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())

@@ -6,6 +6,9 @@ os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
                            + ' --xla_force_host_platform_device_count=8')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 
+from hyperproto import cpu_tuning  # pylint: disable=g-import-not-at-top,wrong-import-position
+cpu_tuning.configure()  # As in main.py: the tests run the same XLA:CPU settings.
+
 # Prototype placements cached by tests go to a throw-away directory, not ~/.cache.
 import tempfile  # pylint: disable=g-import-not-at-top,wrong-import-position
 os.environ.setdefault('HYPERPROTO_CACHE', tempfile.mkdtemp(prefix='hyperproto_cache_'))

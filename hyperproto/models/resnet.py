@@ -32,6 +32,8 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from hyperproto.models import conv
+
 # N(0, sqrt(2 / fan_out)), untruncated: the original's `normal_(0, sqrt(2. / n))` with
 # n = k * k * out_channels, and PyTorch's kaiming_normal_(mode='fan_out', 'relu').
 CONV_INIT = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
@@ -46,7 +48,8 @@ def _pad(kernel: int) -> tuple[tuple[int, int], tuple[int, int]]:
 def _conv(features: int, kernel: int, stride: int, dtype: Any, name: str) -> nn.Conv:
   return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
                  padding=_pad(kernel), use_bias=False, dtype=dtype,
-                 kernel_init=CONV_INIT, name=name)
+                 kernel_init=CONV_INIT, name=name,
+                 conv_general_dilated=conv.conv_general_dilated)
 
 
 def _norm(train: bool, dtype: Any, axis_name: Optional[str], name: str) -> nn.BatchNorm:

@@ -1,0 +1,182 @@
+"""models/conv.py (the CPU kernel gradient) and cpu_tuning: gradients equal XLA's.
+
+The custom gradient must be a pure speed change: every shape the backbones use (3x3
+stride 1 and 2, 1x1 stride 2, the 7x7 stride-2 stem, 'SAME'/'VALID'/asymmetric padding,
+batches that chunk unevenly), in float32 and bfloat16, inside shard_map over 8 devices,
+and through a whole ResNet must give XLA's gradients to rounding.
+"""
+
+import functools
+import os
+from unittest import mock
+
+import jax
+from jax import lax
+import jax.numpy as jnp
+import numpy as np
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from hyperproto import cpu_tuning
+from hyperproto import models
+from hyperproto import parallel
+from hyperproto.models import conv
+
+NHWC = ('NHWC', 'HWIO', 'NHWC')
+
+
+def _loss(x, w, conv_fn, strides, padding):
+  y = conv_fn(x, w, strides, padding, dimension_numbers=NHWC)
+  return jnp.sum(jnp.sin(y.astype(jnp.float32)))  # A non-trivial output gradient.
+
+
+def _grads(conv_fn, x, w, strides, padding):
+  return jax.jit(jax.grad(functools.partial(_loss, conv_fn=conv_fn, strides=strides,
+                                            padding=padding), (0, 1)))(x, w)
+
+
+class KernelGradTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ('3x3_s1', 8, 9, 3, 5, 3, 1, ((1, 1), (1, 1))),
+      ('3x3_s2_shortcut', 6, 10, 4, 7, 3, 2, ((1, 1), (1, 1))),
+      ('7x7_s2_stem', 4, 11, 3, 6, 7, 2, ((3, 3), (3, 3))),
+      ('1x1_s2', 4, 8, 5, 6, 1, 2, ((0, 0), (0, 0))),
+      ('same', 5, 8, 5, 6, 3, 1, 'SAME'),
+      ('valid_s2', 4, 9, 5, 6, 3, 2, 'VALID'),
+      ('asymmetric_2x2', 7, 8, 2, 3, 2, 1, ((0, 1), (1, 0))),
+  )
+  def test_gradients_equal_xla(self, batch, size, cin, cout, k, stride, padding):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(batch, size, size, cin)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(k, k, cin, cout)), jnp.float32)
+    strides = (stride, stride)
+    np.testing.assert_array_equal(
+        conv.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC),
+        lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC))
+    (dx, dw), (dx_ref, dw_ref) = (_grads(conv.conv_general_dilated, x, w, strides, padding),
+                                  _grads(lax.conv_general_dilated, x, w, strides, padding))
+    np.testing.assert_array_equal(dx, dx_ref)  # XLA's own input gradient.
+    np.testing.assert_allclose(dw, dw_ref, rtol=1e-5, atol=1e-5 * np.abs(dw_ref).max())
+
+  def test_explicit_chunks_agree(self):
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=(12, 6, 6, 3)), jnp.float32)
+    dy = jnp.asarray(rng.normal(size=(12, 6, 6, 4)), jnp.float32)
+    kwargs = dict(kernel_size=(3, 3), strides=(1, 1), pads=((1, 1), (1, 1)))
+    whole = conv.kernel_grad_im2col(x, dy, chunk=12, **kwargs)
+    for chunk in (1, 3, 4):
+      np.testing.assert_allclose(conv.kernel_grad_im2col(x, dy, chunk=chunk, **kwargs),
+                                 whole, rtol=1e-5, atol=1e-5)
+    with self.assertRaisesRegex(ValueError, 'chunk=5 must divide the batch size 12'):
+      conv.kernel_grad_im2col(x, dy, chunk=5, **kwargs)
+
+  def test_chunk_size(self):
+    self.assertEqual(conv.chunk_size(128, 1024 * 144 * 4), 4)  # ResNet-32, first stage.
+    self.assertEqual(conv.chunk_size(128, 10**9), 1)  # Too big for one image: 1.
+    self.assertEqual(conv.chunk_size(7, 1), 7)  # Everything fits: one chunk.
+    self.assertEqual(conv.chunk_size(12, conv.CHUNK_BYTES // 5), 4)  # Largest divisor.
+
+  def test_bfloat16_gradient_dtype_and_value(self):
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(size=(4, 8, 8, 16)), jnp.bfloat16)
+    w = jnp.asarray(rng.normal(size=(3, 3, 16, 8)) * 0.1, jnp.bfloat16)
+    (dx, dw), (_, dw_ref) = (_grads(conv.conv_general_dilated, x, w, (1, 1), 'SAME'),
+                             _grads(lax.conv_general_dilated, x, w, (1, 1), 'SAME'))
+    self.assertEqual((dx.dtype, dw.dtype), (jnp.bfloat16, jnp.bfloat16))
+    # Ours accumulates in float32; both round to bfloat16 (8 bits of mantissa).
+    np.testing.assert_allclose(np.float32(dw), np.float32(dw_ref), rtol=2e-2,
+                               atol=2e-2 * float(jnp.abs(dw_ref).max()))
+
+  def test_unsupported_arguments_fall_through_to_lax(self):
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(2, 8, 8, 4)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 3, 2, 4)), jnp.float32)
+    for kwargs in (dict(feature_group_count=2), dict(rhs_dilation=(2, 2))):
+      ww = w if 'feature_group_count' in kwargs else jnp.concatenate([w, w], 2)
+      ours = jax.grad(lambda w, kw=kwargs: conv.conv_general_dilated(
+          x, w, (1, 1), 'SAME', dimension_numbers=NHWC, **kw).sum())(ww)
+      ref = jax.grad(lambda w, kw=kwargs: lax.conv_general_dilated(
+          x, w, (1, 1), 'SAME', dimension_numbers=NHWC, **kw).sum())(ww)
+      np.testing.assert_array_equal(ours, ref)
+    jaxpr = str(jax.make_jaxpr(lambda w: conv.conv_general_dilated(
+        x, w, (1, 1), 'SAME', dimension_numbers=NHWC, feature_group_count=2))(w))
+    self.assertNotIn('custom_vjp', jaxpr)
+
+  @parameterized.parameters(True, False)
+  def test_inside_shard_map_over_8_devices(self, kernel_varying):
+    """The trainer makes the kernel varying (pcast) and sums gradients itself; a kernel
+    left invariant gets the sum over devices from the rule, as with XLA's."""
+    mesh = parallel.make_mesh(8)
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.normal(size=(16, 6, 6, 3)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 3, 3, 4)), jnp.float32)
+
+    def per_device(x, w, conv_fn):
+      if kernel_varying:
+        w = lax.pcast(w, parallel.AXIS, to='varying')
+      dw = jax.grad(lambda w: _loss(x, w, conv_fn, (1, 1), 'SAME'))(w)
+      return lax.psum(dw, parallel.AXIS) if kernel_varying else dw
+
+    def sharded(conv_fn):
+      return jax.jit(jax.shard_map(
+          functools.partial(per_device, conv_fn=conv_fn), mesh=mesh,
+          in_specs=(jax.P(parallel.AXIS), jax.P()), out_specs=jax.P()))(x, w)
+
+    np.testing.assert_allclose(sharded(conv.conv_general_dilated),
+                               sharded(lax.conv_general_dilated), rtol=1e-5, atol=1e-5)
+
+  def test_resnet_uses_it_and_gradients_match(self):
+    model = models.build('resnet20', output_dim=4)
+    x = jnp.asarray(np.random.default_rng(5).normal(size=(4, 32, 32, 3)), jnp.float32)
+    variables = model.init(jax.random.PRNGKey(0), x, train=False)
+
+    def loss(params):
+      z, _ = model.apply({**variables, 'params': params}, x, train=True,
+                         mutable=['batch_stats'])
+      return jnp.sum(z ** 2)
+
+    jaxpr = str(jax.make_jaxpr(jax.grad(loss))(variables['params']))
+    # One CPU-or-other choice per conv: 19 3x3 convs + 2 shortcuts.
+    self.assertEqual(jaxpr.count('platform_index'), 21)
+    ours = jax.jit(jax.grad(loss))(variables['params'])
+    with mock.patch.object(conv, 'ENABLED', False):
+      ref = jax.jit(jax.grad(loss))(variables['params'])
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
+      np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4 * float(np.abs(b).max()))
+
+
+class CpuTuningTest(absltest.TestCase):
+
+  def test_configure_after_jax_started_applies_nothing(self):
+    jnp.zeros(1).block_until_ready()  # JAX has started (conftest configured it before).
+    with mock.patch.object(cpu_tuning, '_done', False):
+      self.assertEqual(cpu_tuning.configure(), [])
+
+  def test_flag_added_once_and_never_over_a_users_choice(self):
+    with mock.patch.dict(os.environ, {'XLA_FLAGS': '--xla_foo=1'}):
+      with mock.patch('importlib.metadata.version', return_value='0.10.2'):
+        self.assertTrue(cpu_tuning._set_xla_flag())
+        self.assertEqual(os.environ['XLA_FLAGS'], f'--xla_foo=1 {cpu_tuning.YNN_FLAG}')
+        self.assertFalse(cpu_tuning._set_xla_flag())  # Already there: unchanged.
+    user = '--xla_cpu_experimental_ynn_fusion_type=dot'
+    with mock.patch.dict(os.environ, {'XLA_FLAGS': user}):
+      self.assertFalse(cpu_tuning._set_xla_flag())
+      self.assertEqual(os.environ['XLA_FLAGS'], user)
+    with mock.patch.dict(os.environ, {'XLA_FLAGS': ''}):
+      with mock.patch('importlib.metadata.version', return_value='0.11.0'):
+        self.assertFalse(cpu_tuning._set_xla_flag())  # Untested jaxlib: no flag.
+      self.assertEqual(os.environ['XLA_FLAGS'], '')
+
+  def test_opt_out_and_platform_detection(self):
+    with mock.patch.dict(os.environ, {'HYPERPROTO_CPU_TUNING': '0'}), \
+         mock.patch.object(cpu_tuning, '_done', False):
+      self.assertEqual(cpu_tuning.configure(), [])
+    with mock.patch.dict(os.environ, {'JAX_PLATFORMS': 'cuda'}):
+      self.assertFalse(cpu_tuning._cpu_only())
+    with mock.patch.dict(os.environ, {'JAX_PLATFORMS': 'cpu'}):
+      self.assertTrue(cpu_tuning._cpu_only())
+
+
+if __name__ == '__main__':
+  absltest.main()
