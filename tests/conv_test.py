@@ -45,6 +45,7 @@ class KernelGradTest(parameterized.TestCase):
       ('same', 5, 8, 5, 6, 3, 1, 'SAME'),
       ('valid_s2', 4, 9, 5, 6, 3, 2, 'VALID'),
       ('asymmetric_2x2', 7, 8, 2, 3, 2, 1, ((0, 1), (1, 0))),
+      ('1x1_s1_one_product', 3, 5, 6, 4, 1, 1, ((0, 0), (0, 0))),
   )
   def test_gradients_equal_xla(self, batch, size, cin, cout, k, stride, padding):
     rng = np.random.default_rng(0)
@@ -125,6 +126,15 @@ class KernelGradTest(parameterized.TestCase):
 
     np.testing.assert_allclose(sharded(conv.conv_general_dilated),
                                sharded(lax.conv_general_dilated), rtol=1e-5, atol=1e-5)
+
+  def test_demo_cnn_uses_it(self):
+    model = models.build('cnn', output_dim=4)
+    x = jnp.zeros((2, 8, 8, 1))
+    variables = model.init(jax.random.PRNGKey(0), x, train=False)
+    grad = jax.grad(lambda p: jnp.sum(model.apply(
+        {**variables, 'params': p}, x, train=True, mutable=['batch_stats'])[0]))
+    self.assertEqual(str(jax.make_jaxpr(grad)(variables['params'])).count('platform_index'),
+                     6)
 
   def test_resnet_uses_it_and_gradients_match(self):
     model = models.build('resnet20', output_dim=4)

@@ -5,6 +5,8 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from hyperproto.models import conv as fast_conv
+
 
 class CNN(nn.Module):
   """Stages of two 3x3 conv-BN-ReLU layers, 2x2 average pooling between stages, then
@@ -23,7 +25,8 @@ class CNN(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool):
     conv = lambda w, name: nn.Conv(w, (3, 3), use_bias=False, dtype=self.dtype,
-                                   kernel_init=nn.initializers.he_normal(), name=name)
+                                   kernel_init=nn.initializers.he_normal(), name=name,
+                                   conv_general_dilated=fast_conv.conv_general_dilated)
     norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9,
                                      dtype=self.dtype, axis_name=self.axis_name,
                                      name=name)

@@ -130,6 +130,10 @@ def kernel_grad_im2col(x, dy, *, kernel_size: Sequence[int], strides: Sequence[i
   (kh, kw), (sh, sw) = kernel_size, strides
   b, _, _, cin = x.shape
   _, ho, wo, cout = dy.shape
+  if (kh, kw, sh, sw) == (1, 1, 1, 1) and not any(any(p) for p in pads):
+    # A 1x1 convolution's im2col is its input: one matrix product, nothing to chunk.
+    return jnp.dot(x.reshape(-1, cin).T, dy.reshape(-1, cout), precision=precision,
+                   preferred_element_type=jnp.float32).reshape(1, 1, cin, cout)
   if chunk is None:
     chunk = chunk_size(b, ho * wo * kh * kw * cin * 4)
   if b % chunk:

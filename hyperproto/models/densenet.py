@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from hyperproto.models import conv
 from hyperproto.models.resnet import global_pool
 
 # PyTorch's default Conv2d init: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)).
@@ -28,7 +29,8 @@ TORCH_CONV_INIT = nn.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform
 
 def _conv(features: int, kernel: int, dtype: Any, name: str) -> nn.Conv:
   return nn.Conv(features, (kernel, kernel), padding=kernel // 2, use_bias=False,
-                 dtype=dtype, kernel_init=TORCH_CONV_INIT, name=name)
+                 dtype=dtype, kernel_init=TORCH_CONV_INIT, name=name,
+                 conv_general_dilated=conv.conv_general_dilated)
 
 
 def _norm(train: bool, dtype: Any, axis_name: Optional[str], name: str) -> nn.BatchNorm:
