@@ -3,6 +3,7 @@
   python experiments/benchmark.py                      # ResNet-32 / ResNet-34 / ViT, f32 + bf16
   python experiments/benchmark.py --cases=resnet32 --torch_python=/path/to/venv/bin/python
   python experiments/benchmark.py --ablation --dtypes=float32   # the CPU work, step by step
+  python experiments/benchmark.py --layers --repeats=15         # one conv per ResNet-32 stage
 
 Times the trainer's own step (`train.resident_train_step`: gather from the uint8 split
 held on the device, crop + flip, forward, HPN loss, backward, SGD with momentum and
@@ -48,6 +49,8 @@ def define_flags():
   flags.DEFINE_string('torch_python', None, 'Python with PyTorch: run the comparator.')
   flags.DEFINE_list('torch_modes', ['f32', 'channels_last', 'bf16'], 'Comparator modes.')
   flags.DEFINE_integer('rounds', 2, 'Alternations of ours and the comparator.')
+  flags.DEFINE_bool('layers', False, 'Per-layer conv timings (forward, input and kernel '
+                    'gradients; XLA vs. models/conv.py) instead of whole steps.')
   flags.DEFINE_bool('ablation', False, 'ResNet-32 under each of VARIANTS (the CPU work: '
                     "XLA's kernel gradient vs. ours, without / with cpu_tuning).")
 
@@ -106,10 +109,47 @@ def bench_torch(python: str, mode: str, steps: int) -> dict:
   return dict(result, impl='pytorch', mode=mode)
 
 
+def bench_layers(repeats: int) -> None:
+  """One 3x3 conv of each ResNet-32 stage (batch 128): forward, input gradient, and the
+  kernel gradient by XLA and by models/conv.py (ms, median of `repeats`)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax import lax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from hyperproto.models import conv  # pylint: disable=g-import-not-at-top
+
+  def ms(fn, *args):
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+      t = time.perf_counter()
+      jax.block_until_ready(fn(*args))
+      times.append(time.perf_counter() - t)
+    return round(1000 * statistics.median(times), 2)
+
+  pads = ((1, 1), (1, 1))
+  for size, channels in ((32, 16), (16, 32), (8, 64)):
+    rng = np.random.default_rng(0)
+    x, dy = (rng.normal(size=(128, size, size, channels)).astype(np.float32)
+             for _ in range(2))
+    w = rng.normal(size=(3, 3, channels, channels)).astype(np.float32)
+    fwd = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), pads,
+                                                dimension_numbers=conv.NHWC)
+    vjp = lambda x, w, dy: jax.vjp(fwd, x, w)[1](dy)
+    print(json.dumps(dict(
+        layer=f'3x3 conv {size}x{size}x{channels}, batch 128',
+        forward_ms=ms(jax.jit(fwd), x, w),
+        input_grad_ms=ms(jax.jit(lambda x, w, dy: vjp(x, w, dy)[0]), x, w, dy),
+        kernel_grad_xla_ms=ms(jax.jit(lambda x, w, dy: vjp(x, w, dy)[1]), x, w, dy),
+        kernel_grad_ours_ms=ms(jax.jit(functools.partial(
+            conv.kernel_grad_im2col, kernel_size=(3, 3), strides=(1, 1), pads=pads)),
+                               x, dy))), flush=True)
+
+
 # Ablation of the CPU work (experiments/results/benchmark.md): environment per variant.
 VARIANTS = {
     'xla': dict(HYPERPROTO_CPU_KERNEL_GRAD='0', HYPERPROTO_CPU_TUNING='0'),
     'kernel_grad': dict(HYPERPROTO_CPU_KERNEL_GRAD='1', HYPERPROTO_CPU_TUNING='0'),
+    'tuning': dict(HYPERPROTO_CPU_KERNEL_GRAD='0', HYPERPROTO_CPU_TUNING='1'),
     'kernel_grad+tuning': dict(HYPERPROTO_CPU_KERNEL_GRAD='1', HYPERPROTO_CPU_TUNING='1'),
 }
 
@@ -145,6 +185,9 @@ def main(argv):
     return
   from hyperproto import cpu_tuning  # pylint: disable=g-import-not-at-top
   cpu_tuning.configure()  # Before JAX starts; HYPERPROTO_CPU_TUNING=0 turns it off.
+  if FLAGS.layers:
+    bench_layers(FLAGS.repeats)
+    return
   for case in FLAGS.cases:
     for dtype in FLAGS.dtypes:
       print(json.dumps(bench_ours(case, dtype, FLAGS.steps, FLAGS.repeats, FLAGS.dim)),

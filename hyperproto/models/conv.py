@@ -10,7 +10,8 @@ against ~6 ms for its forward pass).
 What: the kernel gradient is a matrix product, dW = im2col(x)^T @ dY, summed over
 (batch, y, x). Here it is computed in chunks of a few images, so each chunk's im2col
 (B_c*Ho*Wo x kh*kw*Cin) stays in cache, accumulated in float32 by a `lax.scan`, with no
-transposes (3x faster per conv: experiments/results/benchmark.md). The forward pass and the
+transposes (`python experiments/benchmark.py --layers`; results in
+experiments/results/benchmark.md). The forward pass and the
 input gradient are XLA's own. On GPU and TPU (`lax.platform_dependent`) the kernel gradient
 is XLA's too, so cuDNN and the TPU convolution units are untouched.
 
@@ -33,7 +34,7 @@ import jax.numpy as jnp
 NHWC = ('NHWC', 'HWIO', 'NHWC')
 # Bytes of one chunk's im2col matrix (float32): small enough to stay in a core's L2/L3
 # slice, large enough that the matrix product is efficient. Chunks of 2-8 images were
-# fastest for ResNet-32 on a 2-core AMD EPYC; see experiments/benchmark.py --conv.
+# fastest for ResNet-32's layers on a 2-core AMD EPYC (4 at 32x32x16).
 CHUNK_BYTES = 2_500_000
 
 ENABLED = os.environ.get('HYPERPROTO_CPU_KERNEL_GRAD', '1') != '0'
