@@ -12,9 +12,9 @@ inside a timed window. Compile time is the first call; throughput is the median 
 `--repeats` windows of `--steps` steps each (one block_until_ready per window).
 With `--torch_python`, runs ../shared/bench/torch_resnet32.py (the original ResNet-32
 step in PyTorch) in alternation with ours, pinned to the same threads, and prints the
-ratio. `--ablation` times ResNet-32 with XLA's own kernel gradient, with ours
-(models/conv.py), and with ours plus cpu_tuning (the default). Prints one JSON object
-per line.
+ratio. `--ablation` times ResNet-32 under each of VARIANTS: XLA's own kernel gradient,
+ours (models/conv.py), cpu_tuning alone, and both (the default). `--layers` times one
+conv per ResNet-32 stage. Prints one JSON object per line.
 """
 
 import functools
@@ -51,8 +51,8 @@ def define_flags():
   flags.DEFINE_integer('rounds', 2, 'Alternations of ours and the comparator.')
   flags.DEFINE_bool('layers', False, 'Per-layer conv timings (forward, input and kernel '
                     'gradients; XLA vs. models/conv.py) instead of whole steps.')
-  flags.DEFINE_bool('ablation', False, 'ResNet-32 under each of VARIANTS (the CPU work: '
-                    "XLA's kernel gradient vs. ours, without / with cpu_tuning).")
+  flags.DEFINE_bool('ablation', False, 'ResNet-32 under each of VARIANTS (XLA\'s kernel '
+                    'gradient or ours, each without / with cpu_tuning).')
 
 
 def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int) -> dict:
