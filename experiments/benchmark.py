@@ -12,9 +12,10 @@ inside a timed window. Compile time is the first call; throughput is the median 
 `--repeats` windows of `--steps` steps each (one block_until_ready per window).
 With `--torch_python`, runs ../shared/bench/torch_resnet32.py (the original ResNet-32
 step in PyTorch) in alternation with ours, pinned to the same threads, and prints the
-ratio. `--ablation` times ResNet-32 under each of VARIANTS: XLA's own kernel gradient,
-ours (models/conv.py), cpu_tuning alone, and both (the default). `--layers` times one
-conv per ResNet-32 stage. Prints one JSON object per line.
+ratio. `--ablation` times ResNet-32 under each of VARIANTS: XLA's own kernel gradient
+with and without cpu_tuning, the im2col kernel gradient (models/conv.py) and the native
+AVX2 one (models/cpu_kernels.py), each with cpu_tuning; the last is the default.
+`--layers` times one conv per ResNet-32 stage. Prints one JSON object per line.
 """
 
 import functools
@@ -116,6 +117,7 @@ def bench_layers(repeats: int) -> None:
   from jax import lax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from hyperproto.models import conv  # pylint: disable=g-import-not-at-top
+  from hyperproto.models import cpu_kernels  # pylint: disable=g-import-not-at-top
 
   def ms(fn, *args):
     jax.block_until_ready(fn(*args))
@@ -140,7 +142,10 @@ def bench_layers(repeats: int) -> None:
         forward_ms=ms(jax.jit(fwd), x, w),
         input_grad_ms=ms(jax.jit(lambda x, w, dy: vjp(x, w, dy)[0]), x, w, dy),
         kernel_grad_xla_ms=ms(jax.jit(lambda x, w, dy: vjp(x, w, dy)[1]), x, w, dy),
-        kernel_grad_ours_ms=ms(jax.jit(functools.partial(
+        kernel_grad_native_ms=(ms(jax.jit(functools.partial(
+            cpu_kernels.kernel_grad, kernel_size=(3, 3), strides=(1, 1), pads=pads)), x, dy)
+                               if cpu_kernels.available() else None),
+        kernel_grad_im2col_ms=ms(jax.jit(functools.partial(
             conv.kernel_grad_im2col, kernel_size=(3, 3), strides=(1, 1), pads=pads)),
                                x, dy))), flush=True)
 
@@ -148,13 +153,14 @@ def bench_layers(repeats: int) -> None:
 # Ablation of the CPU work (experiments/results/benchmark.md): environment per variant.
 VARIANTS = {
     'xla': dict(HYPERPROTO_CPU_KERNEL_GRAD='0', HYPERPROTO_CPU_TUNING='0'),
-    'kernel_grad': dict(HYPERPROTO_CPU_KERNEL_GRAD='1', HYPERPROTO_CPU_TUNING='0'),
     'tuning': dict(HYPERPROTO_CPU_KERNEL_GRAD='0', HYPERPROTO_CPU_TUNING='1'),
-    'kernel_grad+tuning': dict(HYPERPROTO_CPU_KERNEL_GRAD='1', HYPERPROTO_CPU_TUNING='1'),
+    'im2col+tuning': dict(HYPERPROTO_CPU_KERNEL_GRAD='im2col', HYPERPROTO_CPU_TUNING='1'),
+    'native+tuning': dict(HYPERPROTO_CPU_KERNEL_GRAD='native', HYPERPROTO_CPU_TUNING='1'),
 }
+DEFAULT_VARIANT = 'native+tuning'
 
 
-def run_ours(dtype: str, variant: str = 'kernel_grad+tuning') -> dict:
+def run_ours(dtype: str, variant: str = DEFAULT_VARIANT) -> dict:
   """ResNet-32 in a fresh process (the settings apply before JAX starts)."""
   out = subprocess.run(
       [sys.executable, __file__, '--cases=resnet32', f'--dtypes={dtype}',
@@ -170,7 +176,7 @@ def main(argv):
     for round_ in range(FLAGS.rounds):
       results = {}
       for dtype in FLAGS.dtypes:
-        for variant in (VARIANTS if FLAGS.ablation else ['kernel_grad+tuning']):
+        for variant in (VARIANTS if FLAGS.ablation else [DEFAULT_VARIANT]):
           results[dtype] = run_ours(dtype, variant)
           print(json.dumps(dict(results[dtype], round=round_)), flush=True)
       for mode in FLAGS.torch_modes if FLAGS.torch_python else ():

@@ -9,6 +9,9 @@ os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 from hyperproto import cpu_tuning  # pylint: disable=g-import-not-at-top,wrong-import-position
 cpu_tuning.configure()  # As in main.py: the tests run the same XLA:CPU settings.
 
-# Prototype placements cached by tests go to a throw-away directory, not ~/.cache.
+# Prototype placements and built kernels go to a throw-away directory, not ~/.cache.
 import tempfile  # pylint: disable=g-import-not-at-top,wrong-import-position
 os.environ.setdefault('HYPERPROTO_CACHE', tempfile.mkdtemp(prefix='hyperproto_cache_'))
+# The native CPU kernel (models/cpu_kernels.py) is built there too (~5 s per worker).
+os.environ.setdefault('HYPERPROTO_KERNEL_CACHE',
+                      os.path.join(os.environ['HYPERPROTO_CACHE'], 'kernels'))

@@ -1,13 +1,16 @@
-"""models/conv.py (the CPU kernel gradient) and cpu_tuning: gradients equal XLA's.
+"""models/conv.py, models/cpu_kernels.py (the CPU kernel gradient) and cpu_tuning.
 
 The custom gradient must be a pure speed change: every shape the backbones use (3x3
 stride 1 and 2, 1x1 stride 2, the 7x7 stride-2 stem, 'SAME'/'VALID'/asymmetric padding,
 batches that chunk unevenly), in float32 and bfloat16, inside shard_map over 8 devices,
-and through a whole ResNet must give XLA's gradients to rounding.
+and through a whole ResNet must give XLA's gradients to rounding, both with the native
+AVX2 kernel and with the chunked im2col that replaces it where it cannot be built.
 """
 
 import functools
 import os
+import shutil
+import tempfile
 from unittest import mock
 
 import jax
@@ -21,6 +24,7 @@ from hyperproto import cpu_tuning
 from hyperproto import models
 from hyperproto import parallel
 from hyperproto.models import conv
+from hyperproto.models import cpu_kernels
 
 NHWC = ('NHWC', 'HWIO', 'NHWC')
 
@@ -36,6 +40,17 @@ def _grads(conv_fn, x, w, strides, padding):
 
 
 class KernelGradTest(parameterized.TestCase):
+  """With the native kernel (skipped where it cannot be built: no x86 AVX2 or compiler)."""
+
+  MODE = 'native'
+
+  def setUp(self):
+    super().setUp()
+    if self.MODE == 'native' and not cpu_kernels.available():
+      self.skipTest('native kernel unavailable here (needs x86 AVX2/FMA and a C++ compiler)')
+    patcher = mock.patch.object(conv, 'MODE', self.MODE)
+    patcher.start()
+    self.addCleanup(patcher.stop)
 
   @parameterized.named_parameters(
       ('3x3_s1', 8, 9, 3, 5, 3, 1, ((1, 1), (1, 1))),
@@ -149,11 +164,74 @@ class KernelGradTest(parameterized.TestCase):
     jaxpr = str(jax.make_jaxpr(jax.grad(loss))(variables['params']))
     # One CPU-or-other choice per conv: 19 3x3 convs + 2 shortcuts.
     self.assertEqual(jaxpr.count('platform_index'), 21)
+    self.assertEqual(jaxpr.count(cpu_kernels.TARGET), 21 if self.MODE == 'native' else 0)
     ours = jax.jit(jax.grad(loss))(variables['params'])
     with mock.patch.object(conv, 'ENABLED', False):
       ref = jax.jit(jax.grad(loss))(variables['params'])
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
       np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4 * float(np.abs(b).max()))
+
+
+class KernelGradIm2colTest(KernelGradTest):
+  """The same tests with the pure-JAX chunked im2col (the fallback)."""
+
+  MODE = 'im2col'
+
+
+class NativeKernelTest(absltest.TestCase):
+
+  def test_available_on_x86_with_avx2_and_a_compiler(self):
+    expected = cpu_kernels.cpu_supported() and cpu_kernels.compiler() is not None
+    self.assertEqual(cpu_kernels.available(), expected)
+    if os.path.exists('/proc/cpuinfo') and 'avx2' in open('/proc/cpuinfo').read():
+      self.assertTrue(cpu_kernels.cpu_supported())
+
+  def test_cached_build_is_reused(self):
+    if cpu_kernels.compiler() is None:
+      self.skipTest('no C++ compiler')
+    cache = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, cache)
+    with mock.patch.dict(os.environ, {'HYPERPROTO_KERNEL_CACHE': cache}):
+      path = cpu_kernels.build(cpu_kernels.compiler())
+      mtime = os.stat(path).st_mtime_ns
+      self.assertEqual(cpu_kernels.build(cpu_kernels.compiler()), path)
+      self.assertEqual(os.stat(path).st_mtime_ns, mtime)  # Not rebuilt.
+      self.assertEqual(os.listdir(cache), [path.name])  # No temporary left behind.
+
+  def test_failed_build_names_the_compiler_and_falls_back(self):
+    cache = tempfile.mkdtemp()
+    self.addCleanup(shutil.rmtree, cache)
+    with mock.patch.dict(os.environ, {'HYPERPROTO_KERNEL_CACHE': cache}):
+      with self.assertRaisesRegex(RuntimeError, 'false failed on .*conv_kernel_grad.cc'):
+        cpu_kernels.build('/bin/false')
+      self.assertEqual(os.listdir(cache), [])
+      with mock.patch.object(cpu_kernels, 'compiler', return_value='/bin/false'), \
+           mock.patch.object(cpu_kernels, 'cpu_supported', return_value=True):
+        cpu_kernels._load.cache_clear()
+        try:
+          with self.assertLogs(level='WARNING') as logs:
+            self.assertFalse(cpu_kernels._load())
+        finally:
+          cpu_kernels._load.cache_clear()
+      self.assertIn('using the XLA path', logs.output[0])
+
+  def test_odd_channels_and_strides_equal_xla(self):
+    """Channel counts off the kernel's blocks (remainder paths), 7x7/2 and 1x1."""
+    if not cpu_kernels.available():
+      self.skipTest('native kernel unavailable here')
+    rng = np.random.default_rng(6)
+    for batch, size, cin, cout, k, stride, pads in (
+        (3, 9, 5, 7, 3, 2, ((0, 1), (0, 1))), (2, 11, 13, 44, 7, 2, ((3, 3), (3, 3))),
+        (3, 8, 4, 9, 1, 1, ((0, 0), (0, 0))), (1, 5, 1, 1, 3, 1, ((2, 2), (2, 2)))):
+      x = jnp.asarray(rng.normal(size=(batch, size, size, cin)), jnp.float32)
+      w = jnp.zeros((k, k, cin, cout), jnp.float32)
+      fwd = lambda x, w, s=stride, p=pads: lax.conv_general_dilated(
+          x, w, (s, s), p, dimension_numbers=NHWC)
+      dy = jnp.asarray(rng.normal(size=jax.eval_shape(fwd, x, w).shape), jnp.float32)
+      ref = jax.vjp(lambda w: fwd(x, w), w)[1](dy)[0]
+      got = jax.jit(functools.partial(cpu_kernels.kernel_grad, kernel_size=(k, k),
+                                      strides=(stride, stride), pads=pads))(x, dy)
+      np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * float(jnp.abs(ref).max()))
 
 
 class CpuTuningTest(absltest.TestCase):

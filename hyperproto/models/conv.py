@@ -7,16 +7,21 @@ gradient transposed to batch-minor layouts and then runs a convolution with a hu
 (ResNet-32, batch 128, jaxlib 0.10.2's default flags: 2/3 of the step's thread time;
 one 32x32x16 3x3 conv's kernel gradient took ~37 ms against ~6 ms for its forward pass).
 
-What: the kernel gradient is a matrix product, dW = im2col(x)^T @ dY, summed over
-(batch, y, x). Here it is computed in chunks of a few images, so each chunk's im2col
-(B_c*Ho*Wo x kh*kw*Cin) stays in cache, accumulated in float32 by a `lax.scan`, with no
-transposes. The forward pass and the input gradient are XLA's own. On GPU and TPU
+What: on CPU the kernel gradient is computed directly, dW[i,j] = sum x_shifted(i,j)^T dY
+over (batch, y, x), never by transposing to batch-minor layouts:
+- `cpu_kernels.kernel_grad` (default where it builds: x86 with AVX2/FMA and a C++
+  compiler): an AVX2 kernel called as an XLA FFI custom call; about as fast as XLA's
+  forward convolution of the same layer.
+- `kernel_grad_im2col` (pure JAX; the fallback): im2col(x)^T @ dY in chunks of a few
+  images, so each chunk's im2col (B_c*Ho*Wo x kh*kw*Cin) stays in cache, accumulated in
+  float32 by a `lax.scan`.
+The forward pass and the input gradient are XLA's own. On GPU and TPU
 (`lax.platform_dependent`) the kernel gradient is XLA's too, so cuDNN and the TPU
 convolution units are untouched. Measurements (`experiments/benchmark.py --ablation` and
-`--layers`) are in experiments/results/benchmark.md: the step gains ~40% over
-cpu_tuning alone, though XLA's gradient timed alone is faster on the smaller layers.
+`--layers`) are in experiments/results/benchmark.md.
 
-HYPERPROTO_CPU_KERNEL_GRAD=0 (read at import) turns it off: XLA's gradient everywhere.
+HYPERPROTO_CPU_KERNEL_GRAD (read at import): 'native' (default), 'im2col', or '0' (XLA's
+gradient everywhere).
 
 Scope: NHWC inputs, HWIO kernels, no dilation, one feature group, explicit or 'SAME' /
 'VALID' padding. Anything else falls through to `lax.conv_general_dilated` unchanged.
@@ -32,13 +37,18 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
+from hyperproto.models import cpu_kernels
+
 NHWC = ('NHWC', 'HWIO', 'NHWC')
 # Bytes of one chunk's im2col matrix (float32): small enough to stay in a core's L2/L3
 # slice, large enough that the matrix product is efficient. Chunks of 2-8 images were
 # fastest for ResNet-32's layers on a 2-core AMD EPYC (4 at 32x32x16).
 CHUNK_BYTES = 2_500_000
 
-ENABLED = os.environ.get('HYPERPROTO_CPU_KERNEL_GRAD', '1') != '0'
+# HYPERPROTO_CPU_KERNEL_GRAD: 'native' (the AVX2 kernel of cpu_kernels.py where it builds,
+# else im2col), 'im2col', or '0' (XLA's own gradient).
+MODE = os.environ.get('HYPERPROTO_CPU_KERNEL_GRAD', 'native')
+ENABLED = MODE not in ('0', 'xla')
 
 Padding = Union[str, Sequence[tuple[int, int]]]
 
@@ -99,8 +109,15 @@ def _conv_bwd(strides, pads, precision, residuals, dy):
     return vjp_w(dy)[0]
 
   def cpu_dw(x, dy):
-    dw = kernel_grad_im2col(x, dy, kernel_size=w.shape[:2], strides=strides, pads=pads,
-                            precision=precision).astype(w.dtype)
+    args = dict(kernel_size=w.shape[:2], strides=strides, pads=pads)
+    if MODE != 'im2col' and cpu_kernels.available():
+      dw = cpu_kernels.kernel_grad(x, dy, **args)
+      # A custom call's result has no shard_map axis types: it varies as its inputs do.
+      varying = tuple(sorted(_varying_axes(x) | _varying_axes(dy)))
+      dw = lax.pcast(dw, varying, to='varying') if varying else dw
+    else:
+      dw = kernel_grad_im2col(x, dy, precision=precision, **args)
+    dw = dw.astype(w.dtype)
     # Inside shard_map, a kernel that is the same on every device (not `pcast` to
     # varying) gets the sum of every device's gradient, as XLA's own rule gives it.
     summed_axes = tuple(sorted(_varying_axes(dw) - _varying_axes(w)))
