@@ -102,13 +102,15 @@ def _load() -> bool:
                     'gradient uses the slower XLA path on this CPU.')
     return False
   try:
-    library = ctypes.cdll.LoadLibrary(str(build(cxx)))
+    path = build(cxx)
+    library = ctypes.cdll.LoadLibrary(str(path))
     jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.HyperprotoConvKernelGrad),
                                 platform='cpu')
   except (RuntimeError, OSError, subprocess.SubprocessError) as e:
     logging.warning('Native convolution kernel gradient unavailable, using the XLA path: '
                     '%s', e)
     return False
+  logging.info('Convolution kernel gradients on CPU: native AVX2 kernel %s', path)
   return True
 
 
@@ -120,12 +122,17 @@ def available() -> bool:
 
 def kernel_grad(x: jax.Array, dy: jax.Array, *, kernel_size: Sequence[int],
                 strides: Sequence[int], pads: Sequence[tuple[int, int]]) -> jax.Array:
-  """dL/dW (HWIO, float32) of an NHWC convolution; needs `available()`.
+  """dL/dW (HWIO, float32) of an NHWC convolution; raises RuntimeError if not `available()`.
 
   x: [B, H, W, Cin]; dy: [B, Ho, Wo, Cout]. Inputs of other float dtypes are converted to
   float32 (exactly, for bfloat16 and float16). The bottom/right padding is implied by
   dy's spatial size.
   """
+  if not available():
+    raise RuntimeError(
+        'The native convolution kernel gradient is not available here: it needs JAX on '
+        'CPU, an x86 CPU with AVX2/FMA and a C++ compiler (see the log). Use '
+        'hyperproto.models.conv.kernel_grad_im2col instead.')
   (kh, kw), (sh, sw) = kernel_size, strides
   (pad_top, _), (pad_left, _) = pads
   out = jax.ShapeDtypeStruct((kh, kw, x.shape[-1], dy.shape[-1]), jnp.float32)
