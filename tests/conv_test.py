@@ -10,6 +10,8 @@ AVX2 kernel and with the chunked im2col that replaces it where it cannot be buil
 import functools
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from unittest import mock
 
@@ -214,6 +216,26 @@ class NativeKernelTest(absltest.TestCase):
         finally:
           cpu_kernels._load.cache_clear()
       self.assertIn('using the XLA path', logs.output[0])
+
+  def test_same_bits_on_one_core(self):
+    """The batch split is fixed, so the result does not depend on the thread count."""
+    if not cpu_kernels.available() or not hasattr(os, 'sched_setaffinity'):
+      self.skipTest('native kernel unavailable here')
+    script = (
+        'import os, sys; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}) '
+        'if sys.argv[1] == "1" else None\n'
+        'import jax, numpy as np\n'
+        'from hyperproto.models import cpu_kernels\n'
+        'r = np.random.default_rng(0)\n'
+        'x, dy = (r.normal(size=(24, 9, 9, 16)).astype(np.float32) for _ in range(2))\n'
+        'g = cpu_kernels.kernel_grad(x, dy, kernel_size=(3, 3), strides=(1, 1),'
+        ' pads=((1, 1), (1, 1)))\n'
+        'print(np.asarray(g).tobytes().hex())\n')
+    env = dict(os.environ, XLA_FLAGS='')  # One device; the cache is the tests' (conftest).
+    outputs = [subprocess.run([sys.executable, '-c', script, cores], env=env, check=True,
+                              capture_output=True, text=True).stdout.split()[-1]
+               for cores in ('1', 'all')]
+    self.assertEqual(outputs[0], outputs[1])
 
   def test_odd_channels_and_strides_equal_xla(self):
     """Channel counts off the kernel's blocks (remainder paths), 7x7/2 and 1x1."""

@@ -7,7 +7,8 @@
 // output channels keeps its partial sums in up to 12 AVX registers while it streams one
 // image's rows of x and dy (both NHWC, so the channels it reads are contiguous); images are
 // the outer loop, so an image's x and dy stay in L2 across the taps and channel blocks.
-// Work is split by images over XLA's intra-op thread pool, one partial sum per task.
+// Work is split by images into up to kTasks tasks, one partial sum each, run on XLA's
+// intra-op thread pool and summed in task order (bitwise the same on any number of cores).
 //
 // Built at run time by hyperproto/models/cpu_kernels.py (g++ -O3 -mavx2 -mfma); the Python
 // side checks the CPU's flags first and falls back to XLA when anything is missing.
@@ -27,6 +28,9 @@
 namespace ffi = xla::ffi;
 
 namespace {
+
+constexpr int64_t kTasks = 16;  // 8 and 32 were slower on 2 cores (--layers).
+constexpr int64_t kPartialBytes = 64 << 20;  // Cap on the partial sums' memory.
 
 struct Geometry {
   int64_t h, w, cin, ho, wo, cout, kh, kw, sh, sw, pt, pl;
@@ -169,6 +173,7 @@ ffi::Error ConvKernelGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
         "hyperproto_conv_kernel_grad: expected x [B,H,W,Cin], dy [B,Ho,Wo,Cout] and a "
         "[kh,kw,Cin,Cout] result with strides >= 1");
   }
+  if (wd[0] * wd[1] * wd[2] * wd[3] == 0) return ffi::Error::Success();
   auto work = std::make_shared<Work>();
   work->x = x.typed_data();
   work->dy = dy.typed_data();
@@ -176,9 +181,13 @@ ffi::Error ConvKernelGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
                      stride_h,  stride_w,  pad_top, pad_left};
   work->batch = xd[0];
   work->size = wd[0] * wd[1] * wd[2] * wd[3];
-  work->tasks = std::max<int64_t>(1, std::min<int64_t>(work->batch, pool.num_threads()));
+  // A fixed split of the batch, summed in a fixed order: the result is the same bits
+  // whatever the number of threads (which only decides who runs which task).
+  const int64_t memory_cap = std::max<int64_t>(1, kPartialBytes / (4 * work->size));
+  work->tasks = std::max<int64_t>(1, std::min({work->batch, kTasks, memory_cap}));
   work->partial.assign(work->tasks, std::vector<float>(work->size, 0.f));
-  for (int64_t t = 1; t < work->tasks; ++t) pool.Schedule([work] { work->Drain(); });
+  const int64_t helpers = std::min<int64_t>(work->tasks, pool.num_threads()) - 1;
+  for (int64_t t = 0; t < helpers; ++t) pool.Schedule([work] { work->Drain(); });
   work->Drain();
   {
     std::unique_lock<std::mutex> lock(work->mu);
