@@ -237,6 +237,13 @@ class NativeKernelTest(absltest.TestCase):
                for cores in ('1', 'all')]
     self.assertEqual(outputs[0], outputs[1])
 
+  def test_unknown_mode_is_a_clear_error(self):
+    result = subprocess.run(
+        [sys.executable, '-c', 'import hyperproto.models.conv'], capture_output=True,
+        text=True, env=dict(os.environ, HYPERPROTO_CPU_KERNEL_GRAD='fast'), check=False)
+    self.assertNotEqual(result.returncode, 0)
+    self.assertIn("HYPERPROTO_CPU_KERNEL_GRAD='fast': expected one of", result.stderr)
+
   def test_odd_channels_and_strides_equal_xla(self):
     """Channel counts off the kernel's blocks (remainder paths), 7x7/2 and 1x1."""
     if not cpu_kernels.available():

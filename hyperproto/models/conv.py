@@ -10,8 +10,8 @@ one 32x32x16 3x3 conv's kernel gradient took ~37 ms against ~6 ms for its forwar
 What: on CPU the kernel gradient is computed directly, dW[i,j] = sum x_shifted(i,j)^T dY
 over (batch, y, x), never by transposing to batch-minor layouts:
 - `cpu_kernels.kernel_grad` (default where it builds: x86 with AVX2/FMA and a C++
-  compiler): an AVX2 kernel called as an XLA FFI custom call; about as fast as XLA's
-  forward convolution of the same layer.
+  compiler): an AVX2 kernel called as an XLA FFI custom call; 1.5-3x faster than
+  im2col on ResNet-32's layers.
 - `kernel_grad_im2col` (pure JAX; the fallback): im2col(x)^T @ dY in chunks of a few
   images, so each chunk's im2col (B_c*Ho*Wo x kh*kw*Cin) stays in cache, accumulated in
   float32 by a `lax.scan`.
@@ -48,7 +48,10 @@ CHUNK_BYTES = 2_500_000
 # HYPERPROTO_CPU_KERNEL_GRAD: 'native' (the AVX2 kernel of cpu_kernels.py where it builds,
 # else im2col), 'im2col', or '0' (XLA's own gradient).
 MODE = os.environ.get('HYPERPROTO_CPU_KERNEL_GRAD', 'native')
-ENABLED = MODE not in ('0', 'xla')
+MODES = ('native', 'im2col', '0')
+if MODE not in MODES:
+  raise ValueError(f'HYPERPROTO_CPU_KERNEL_GRAD={MODE!r}: expected one of {MODES}.')
+ENABLED = MODE != '0'
 
 Padding = Union[str, Sequence[tuple[int, int]]]
 
