@@ -185,8 +185,10 @@ class NativeKernelTest(absltest.TestCase):
   def test_available_on_x86_with_avx2_and_a_compiler(self):
     expected = cpu_kernels.cpu_supported() and cpu_kernels.compiler() is not None
     self.assertEqual(cpu_kernels.available(), expected)
-    if os.path.exists('/proc/cpuinfo') and 'avx2' in open('/proc/cpuinfo').read():
-      self.assertTrue(cpu_kernels.cpu_supported())
+    if os.path.exists('/proc/cpuinfo'):
+      with open('/proc/cpuinfo', encoding='utf-8') as f:
+        flags = set(f.read().split())
+      self.assertEqual(cpu_kernels.cpu_supported(), {'avx2', 'fma'} <= flags)
 
   def test_cached_build_is_reused(self):
     if cpu_kernels.compiler() is None:

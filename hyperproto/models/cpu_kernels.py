@@ -60,8 +60,9 @@ def cpu_supported() -> bool:
 
 def compiler() -> Optional[str]:
   for name in (os.environ.get('CXX'), 'c++', 'g++'):
-    if name and shutil.which(name):
-      return shutil.which(name)
+    path = shutil.which(name) if name else None
+    if path:
+      return path
   return None
 
 
