@@ -217,7 +217,7 @@ class NativeKernelTest(absltest.TestCase):
             self.assertFalse(cpu_kernels._load())
         finally:
           cpu_kernels._load.cache_clear()
-      self.assertIn('using the XLA path', logs.output[0])
+      self.assertIn('using the pure-JAX im2col path', logs.output[0])
 
   def test_same_bits_on_one_core(self):
     """The batch split is fixed, so the result does not depend on the thread count."""

@@ -99,7 +99,7 @@ def _load() -> bool:
   cxx = compiler()
   if cxx is None:
     logging.warning('No C++ compiler found ($CXX, c++, g++): the convolution kernel '
-                    'gradient uses the slower XLA path on this CPU.')
+                    'gradient uses the slower pure-JAX im2col path on this CPU.')
     return False
   try:
     path = build(cxx)
@@ -107,8 +107,8 @@ def _load() -> bool:
     jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.HyperprotoConvKernelGrad),
                                 platform='cpu')
   except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-    logging.warning('Native convolution kernel gradient unavailable, using the XLA path: '
-                    '%s', e)
+    logging.warning('Native convolution kernel gradient unavailable, using the pure-JAX '
+                    'im2col path: %s', e)
     return False
   logging.info('Convolution kernel gradients on CPU: native AVX2 kernel %s', path)
   return True
