@@ -3,10 +3,10 @@
 On XLA:CPU the kernel gradient of a convolution is the slowest part of a CNN training step;
 this direct AVX2 kernel is 1.5-3x faster than the chunked im2col of
 `conv.kernel_grad_im2col` on ResNet-32's layers, and as fast as XLA's forward convolution
-on the 32x32x16 one (experiments/benchmark.py --layers). It is an XLA FFI custom call, compiled on first use with the system C++
-compiler into $HYPERPROTO_KERNEL_CACHE (default ~/.cache/hyperproto/kernels), keyed by
-the source, flags, compiler and JAX version: about 5 s, once per machine. Nothing is
-downloaded.
+on the 32x32x16 one (experiments/benchmark.py --layers). It is an XLA FFI custom call,
+compiled on first use with the system C++ compiler into $HYPERPROTO_KERNEL_CACHE
+(default ~/.cache/hyperproto/kernels), keyed by the source, flags, compiler and JAX
+version: about 5 s, once per machine. Nothing is downloaded.
 
 `available()` is False, and models/conv.py uses its pure-JAX fallback, when JAX's default
 backend is not the CPU, the CPU lacks AVX2/FMA, no C++ compiler is found ($CXX, else

@@ -1,6 +1,7 @@
 // Kernel gradient of an NHWC convolution on x86 CPUs (AVX2 + FMA), as an XLA FFI handler.
 //
-//   dW[i, j, ci, co] = sum_{n, ho, wo} x[n, ho*sh + i - pt, wo*sw + j - pl, ci] * dy[n, ho, wo, co]
+//   dW[i, j, ci, co] = sum_{n, ho, wo} x[n, ho*sh + i - pt, wo*sw + j - pl, ci]
+//                                      * dy[n, ho, wo, co]
 //
 // (x outside its bounds is the convolution's zero padding). This is the direct form: no
 // im2col matrix is materialised. For each tap (i, j), a block of 1-12 input channels and 8-32
@@ -94,7 +95,8 @@ void Remainder(const float* x, const float* dy, float* dw, const Geometry& g, in
         const float* dp = dy + ((n * g.ho + ho) * g.wo + wo) * g.cout;
         float* out = dw + (i * g.kw + j) * g.cin * g.cout;
         for (int64_t ci = 0; ci < g.cin; ++ci)
-          for (int64_t co = co0; co < g.cout; ++co) out[ci * g.cout + co] += xp[ci] * dp[co];
+          for (int64_t co = co0; co < g.cout; ++co)
+            out[ci * g.cout + co] += xp[ci] * dp[co];
       }
     }
 }
@@ -107,7 +109,8 @@ template <int CV, int CI>
 bool Even(const float* x, const float* dy, float* dw, const Geometry& g, int64_t n0,
           int64_t n1, int64_t i, int64_t j, int64_t co0) {
   if (g.cin % CI) return false;
-  for (int64_t ci = 0; ci < g.cin; ci += CI) Block<CI, CV>(x, dy, dw, g, n0, n1, i, j, ci, co0);
+  for (int64_t ci = 0; ci < g.cin; ci += CI)
+    Block<CI, CV>(x, dy, dw, g, n0, n1, i, j, ci, co0);
   return true;
 }
 
