@@ -50,10 +50,10 @@ def define_flags():
   flags.DEFINE_string('torch_python', None, 'Python with PyTorch: run the comparator.')
   flags.DEFINE_list('torch_modes', ['f32', 'channels_last', 'bf16'], 'Comparator modes.')
   flags.DEFINE_integer('rounds', 2, 'Alternations of ours and the comparator.')
-  flags.DEFINE_bool('layers', False, 'Per-layer conv timings (forward, input and kernel '
-                    'gradients; XLA vs. models/conv.py) instead of whole steps.')
+  flags.DEFINE_bool('layers', False, 'Per-layer conv timings (forward, input gradient, '
+                    'kernel gradient by XLA / native / im2col) instead of whole steps.')
   flags.DEFINE_bool('ablation', False, 'ResNet-32 under each of VARIANTS (XLA\'s kernel '
-                    'gradient or ours, each without / with cpu_tuning).')
+                    'gradient without / with cpu_tuning, im2col and native with it).')
 
 
 def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int) -> dict:
@@ -112,7 +112,8 @@ def bench_torch(python: str, mode: str, steps: int) -> dict:
 
 def bench_layers(repeats: int) -> None:
   """One 3x3 conv of each ResNet-32 stage (batch 128): forward, input gradient, and the
-  kernel gradient by XLA and by models/conv.py (ms, median of `repeats`)."""
+  kernel gradient by XLA, the native kernel (None where it is unavailable) and im2col (ms,
+  median of `repeats`)."""
   import jax  # pylint: disable=g-import-not-at-top
   from jax import lax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top

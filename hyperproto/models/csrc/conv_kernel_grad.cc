@@ -37,10 +37,10 @@ struct Geometry {
   int64_t h, w, cin, ho, wo, cout, kh, kw, sh, sw, pt, pl;
 };
 
-// One (tap, input-channel block, output-channel block) over images [n0, n1), added to dw.
+// One (tap, input-channel block, output-channel block) over image n, added to dw.
 template <int CI, int CV>
-void Block(const float* x, const float* dy, float* dw, const Geometry& g, int64_t n0,
-           int64_t n1, int64_t i, int64_t j, int64_t ci0, int64_t co0) {
+void Block(const float* x, const float* dy, float* dw, const Geometry& g, int64_t n,
+           int64_t i, int64_t j, int64_t ci0, int64_t co0) {
   __m256 acc[CI][CV];
 #pragma GCC unroll 16
   for (int a = 0; a < CI; ++a)
@@ -50,24 +50,22 @@ void Block(const float* x, const float* dy, float* dw, const Geometry& g, int64_
   const int64_t first = std::max<int64_t>(0, (g.pl - j + g.sw - 1) / g.sw);
   const int64_t last_num = g.w - 1 + g.pl - j;
   const int64_t end = last_num < 0 ? 0 : std::min<int64_t>(g.wo, last_num / g.sw + 1);
-  for (int64_t n = n0; n < n1; ++n) {
-    for (int64_t ho = 0; ho < g.ho; ++ho) {
-      const int64_t hx = ho * g.sh + i - g.pt;
-      if (hx < 0 || hx >= g.h) continue;
-      const float* x_row = x + (n * g.h + hx) * g.w * g.cin + ci0;
-      const float* dy_row = dy + (n * g.ho + ho) * g.wo * g.cout + co0;
-      for (int64_t wo = first; wo < end; ++wo) {
-        const float* xp = x_row + (wo * g.sw + j - g.pl) * g.cin;
-        const float* dp = dy_row + wo * g.cout;
-        __m256 d[CV];
+  for (int64_t ho = 0; ho < g.ho; ++ho) {
+    const int64_t hx = ho * g.sh + i - g.pt;
+    if (hx < 0 || hx >= g.h) continue;
+    const float* x_row = x + (n * g.h + hx) * g.w * g.cin + ci0;
+    const float* dy_row = dy + (n * g.ho + ho) * g.wo * g.cout + co0;
+    for (int64_t wo = first; wo < end; ++wo) {
+      const float* xp = x_row + (wo * g.sw + j - g.pl) * g.cin;
+      const float* dp = dy_row + wo * g.cout;
+      __m256 d[CV];
 #pragma GCC unroll 8
-        for (int b = 0; b < CV; ++b) d[b] = _mm256_loadu_ps(dp + 8 * b);
+      for (int b = 0; b < CV; ++b) d[b] = _mm256_loadu_ps(dp + 8 * b);
 #pragma GCC unroll 16
-        for (int a = 0; a < CI; ++a) {
-          const __m256 xv = _mm256_broadcast_ss(xp + a);
+      for (int a = 0; a < CI; ++a) {
+        const __m256 xv = _mm256_broadcast_ss(xp + a);
 #pragma GCC unroll 8
-          for (int b = 0; b < CV; ++b) acc[a][b] = _mm256_fmadd_ps(xv, d[b], acc[a][b]);
-        }
+        for (int b = 0; b < CV; ++b) acc[a][b] = _mm256_fmadd_ps(xv, d[b], acc[a][b]);
       }
     }
   }
@@ -82,23 +80,21 @@ void Block(const float* x, const float* dy, float* dw, const Geometry& g, int64_
 }
 
 // Output channels not in a block of 8 (plain loops; no backbone here has them).
-void Remainder(const float* x, const float* dy, float* dw, const Geometry& g, int64_t n0,
-               int64_t n1, int64_t i, int64_t j, int64_t co0) {
-  for (int64_t n = n0; n < n1; ++n)
-    for (int64_t ho = 0; ho < g.ho; ++ho) {
-      const int64_t hx = ho * g.sh + i - g.pt;
-      if (hx < 0 || hx >= g.h) continue;
-      for (int64_t wo = 0; wo < g.wo; ++wo) {
-        const int64_t wx = wo * g.sw + j - g.pl;
-        if (wx < 0 || wx >= g.w) continue;
-        const float* xp = x + ((n * g.h + hx) * g.w + wx) * g.cin;
-        const float* dp = dy + ((n * g.ho + ho) * g.wo + wo) * g.cout;
-        float* out = dw + (i * g.kw + j) * g.cin * g.cout;
-        for (int64_t ci = 0; ci < g.cin; ++ci)
-          for (int64_t co = co0; co < g.cout; ++co)
-            out[ci * g.cout + co] += xp[ci] * dp[co];
-      }
+void Remainder(const float* x, const float* dy, float* dw, const Geometry& g, int64_t n,
+               int64_t i, int64_t j, int64_t co0) {
+  float* out = dw + (i * g.kw + j) * g.cin * g.cout;
+  for (int64_t ho = 0; ho < g.ho; ++ho) {
+    const int64_t hx = ho * g.sh + i - g.pt;
+    if (hx < 0 || hx >= g.h) continue;
+    for (int64_t wo = 0; wo < g.wo; ++wo) {
+      const int64_t wx = wo * g.sw + j - g.pl;
+      if (wx < 0 || wx >= g.w) continue;
+      const float* xp = x + ((n * g.h + hx) * g.w + wx) * g.cin;
+      const float* dp = dy + ((n * g.ho + ho) * g.wo + wo) * g.cout;
+      for (int64_t ci = 0; ci < g.cin; ++ci)
+        for (int64_t co = co0; co < g.cout; ++co) out[ci * g.cout + co] += xp[ci] * dp[co];
     }
+  }
 }
 
 // Register budget: CI * CV accumulators + CV loads + 1 broadcast <= 16 ymm registers, and
@@ -106,26 +102,25 @@ void Remainder(const float* x, const float* dy, float* dw, const Geometry& g, in
 // a CI that divides Cin (16 = 4 x 4 rather than 6 + 6 + 3 + 1); else, and with 32 or more
 // (measured: 3 x 10 + 1 x 2 beats 2 x 16 for Cin = 32), the widest blocks, then smaller.
 template <int CV, int CI>
-bool Even(const float* x, const float* dy, float* dw, const Geometry& g, int64_t n0,
-          int64_t n1, int64_t i, int64_t j, int64_t co0) {
+bool Even(const float* x, const float* dy, float* dw, const Geometry& g, int64_t n,
+          int64_t i, int64_t j, int64_t co0) {
   if (g.cin % CI) return false;
-  for (int64_t ci = 0; ci < g.cin; ci += CI)
-    Block<CI, CV>(x, dy, dw, g, n0, n1, i, j, ci, co0);
+  for (int64_t ci = 0; ci < g.cin; ci += CI) Block<CI, CV>(x, dy, dw, g, n, i, j, ci, co0);
   return true;
 }
 
 template <int CV>
 void AllInputChannels(const float* x, const float* dy, float* dw, const Geometry& g,
-                      int64_t n0, int64_t n1, int64_t i, int64_t j, int64_t co0) {
+                      int64_t n, int64_t i, int64_t j, int64_t co0) {
   constexpr int kCI = CV == 1 ? 12 : (CV == 2 ? 6 : 3);
-  if (CV == 1 && (Even<1, 12>(x, dy, dw, g, n0, n1, i, j, co0) ||
-                  Even<1, 8>(x, dy, dw, g, n0, n1, i, j, co0))) return;
-  if (CV == 2 && (Even<2, 6>(x, dy, dw, g, n0, n1, i, j, co0) ||
-                  Even<2, 4>(x, dy, dw, g, n0, n1, i, j, co0))) return;
+  if (CV == 1 && (Even<1, 12>(x, dy, dw, g, n, i, j, co0) ||
+                  Even<1, 8>(x, dy, dw, g, n, i, j, co0))) return;
+  if (CV == 2 && (Even<2, 6>(x, dy, dw, g, n, i, j, co0) ||
+                  Even<2, 4>(x, dy, dw, g, n, i, j, co0))) return;
   int64_t ci = 0;
-  for (; ci + kCI <= g.cin; ci += kCI) Block<kCI, CV>(x, dy, dw, g, n0, n1, i, j, ci, co0);
-  for (; ci + 3 <= g.cin; ci += 3) Block<3, CV>(x, dy, dw, g, n0, n1, i, j, ci, co0);
-  for (; ci < g.cin; ++ci) Block<1, CV>(x, dy, dw, g, n0, n1, i, j, ci, co0);
+  for (; ci + kCI <= g.cin; ci += kCI) Block<kCI, CV>(x, dy, dw, g, n, i, j, ci, co0);
+  for (; ci + 3 <= g.cin; ci += 3) Block<3, CV>(x, dy, dw, g, n, i, j, ci, co0);
+  for (; ci < g.cin; ++ci) Block<1, CV>(x, dy, dw, g, n, i, j, ci, co0);
 }
 
 // Adds images [n0, n1)'s contribution to dw (zeroed by the caller).
@@ -135,10 +130,10 @@ void KernelGrad(const float* x, const float* dy, float* dw, const Geometry& g, i
     for (int64_t i = 0; i < g.kh; ++i)
       for (int64_t j = 0; j < g.kw; ++j) {
         int64_t co = 0;
-        for (; co + 32 <= g.cout; co += 32) AllInputChannels<4>(x, dy, dw, g, n, n + 1, i, j, co);
-        for (; co + 16 <= g.cout; co += 16) AllInputChannels<2>(x, dy, dw, g, n, n + 1, i, j, co);
-        for (; co + 8 <= g.cout; co += 8) AllInputChannels<1>(x, dy, dw, g, n, n + 1, i, j, co);
-        if (co < g.cout) Remainder(x, dy, dw, g, n, n + 1, i, j, co);
+        for (; co + 32 <= g.cout; co += 32) AllInputChannels<4>(x, dy, dw, g, n, i, j, co);
+        for (; co + 16 <= g.cout; co += 16) AllInputChannels<2>(x, dy, dw, g, n, i, j, co);
+        for (; co + 8 <= g.cout; co += 8) AllInputChannels<1>(x, dy, dw, g, n, i, j, co);
+        if (co < g.cout) Remainder(x, dy, dw, g, n, i, j, co);
       }
 }
 
