@@ -12,10 +12,11 @@ inside a timed window. Compile time is the first call; throughput is the median 
 `--repeats` windows of `--steps` steps each (one block_until_ready per window).
 With `--torch_python`, runs ../shared/bench/torch_resnet32.py (the original ResNet-32
 step in PyTorch) in alternation with ours, pinned to the same threads, and prints the
-ratio. `--ablation` times ResNet-32 under each of VARIANTS: XLA's own kernel gradient
-with and without cpu_tuning, the im2col kernel gradient (models/conv.py) and the native
-AVX2 one (models/cpu_kernels.py), each with cpu_tuning; the last is the default.
-`--layers` times one conv per ResNet-32 stage. Prints one JSON object per line.
+ratio. `--ablation` times ResNet-32 under each of VARIANTS: XLA's own convolutions with and
+without cpu_tuning, then with cpu_tuning the im2col kernel gradient (models/conv.py), the
+native AVX2 kernel gradient (models/cpu_kernels.py), and the native forward pass, input
+and kernel gradients; the last is the default. `--layers` times one conv per ResNet-32
+stage. Prints one JSON object per line.
 """
 
 import functools
@@ -52,8 +53,9 @@ def define_flags():
   flags.DEFINE_integer('rounds', 2, 'Alternations of ours and the comparator.')
   flags.DEFINE_bool('layers', False, 'Per-layer conv timings (forward, input gradient, '
                     'kernel gradient by XLA / native / im2col) instead of whole steps.')
-  flags.DEFINE_bool('ablation', False, 'ResNet-32 under each of VARIANTS (XLA\'s kernel '
-                    'gradient without / with cpu_tuning, im2col and native with it).')
+  flags.DEFINE_bool('ablation', False, 'ResNet-32 under each of VARIANTS (XLA\'s convs '
+                    'without / with cpu_tuning, then im2col, native kernel gradient and '
+                    'all native, with it).')
 
 
 def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int) -> dict:
@@ -111,9 +113,9 @@ def bench_torch(python: str, mode: str, steps: int) -> dict:
 
 
 def bench_layers(repeats: int) -> None:
-  """One 3x3 conv of each ResNet-32 stage (batch 128): forward, input gradient, and the
-  kernel gradient by XLA, the native kernel (None where it is unavailable) and im2col (ms,
-  median of `repeats`)."""
+  """One 3x3 conv of each ResNet-32 stage (batch 128): the forward pass and input gradient
+  by XLA and by the native kernel, and the kernel gradient by XLA, the native kernel and
+  im2col (ms, median of `repeats`; None where the native kernels are unavailable)."""
   import jax  # pylint: disable=g-import-not-at-top
   from jax import lax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -129,7 +131,11 @@ def bench_layers(repeats: int) -> None:
       times.append(time.perf_counter() - t)
     return round(1000 * statistics.median(times), 2)
 
+  def native_ms(fn, *args):
+    return ms(jax.jit(fn), *args) if cpu_kernels.available() else None
+
   pads = ((1, 1), (1, 1))
+  native = functools.partial(cpu_kernels.forward, strides=(1, 1), pads=pads)
   for size, channels in ((32, 16), (16, 32), (8, 64)):
     rng = np.random.default_rng(0)
     x, dy = (rng.normal(size=(128, size, size, channels)).astype(np.float32)
@@ -140,12 +146,15 @@ def bench_layers(repeats: int) -> None:
     vjp = lambda x, w, dy: jax.vjp(fwd, x, w)[1](dy)
     print(json.dumps(dict(
         layer=f'3x3 conv {size}x{size}x{channels}, batch 128',
-        forward_ms=ms(jax.jit(fwd), x, w),
-        input_grad_ms=ms(jax.jit(lambda x, w, dy: vjp(x, w, dy)[0]), x, w, dy),
+        forward_xla_ms=ms(jax.jit(fwd), x, w),
+        forward_native_ms=native_ms(native, x, w),
+        input_grad_xla_ms=ms(jax.jit(lambda x, w, dy: vjp(x, w, dy)[0]), x, w, dy),
+        # As models/conv.py computes it: the forward kernel on dy, w flipped and swapped.
+        input_grad_native_ms=native_ms(
+            lambda w, dy: native(dy, jax.numpy.flip(w, (0, 1)).swapaxes(2, 3)), w, dy),
         kernel_grad_xla_ms=ms(jax.jit(lambda x, w, dy: vjp(x, w, dy)[1]), x, w, dy),
-        kernel_grad_native_ms=(ms(jax.jit(functools.partial(
-            cpu_kernels.kernel_grad, kernel_size=(3, 3), strides=(1, 1), pads=pads)), x, dy)
-                               if cpu_kernels.available() else None),
+        kernel_grad_native_ms=native_ms(functools.partial(
+            cpu_kernels.kernel_grad, kernel_size=(3, 3), strides=(1, 1), pads=pads), x, dy),
         kernel_grad_im2col_ms=ms(jax.jit(functools.partial(
             conv.kernel_grad_im2col, kernel_size=(3, 3), strides=(1, 1), pads=pads)),
                                x, dy))), flush=True)
@@ -153,10 +162,11 @@ def bench_layers(repeats: int) -> None:
 
 # Ablation of the CPU work (experiments/results/benchmark.md): environment per variant.
 VARIANTS = {
-    'xla': dict(HYPERPROTO_CPU_KERNEL_GRAD='0', HYPERPROTO_CPU_TUNING='0'),
-    'tuning': dict(HYPERPROTO_CPU_KERNEL_GRAD='0', HYPERPROTO_CPU_TUNING='1'),
-    'im2col+tuning': dict(HYPERPROTO_CPU_KERNEL_GRAD='im2col', HYPERPROTO_CPU_TUNING='1'),
-    'native+tuning': dict(HYPERPROTO_CPU_KERNEL_GRAD='native', HYPERPROTO_CPU_TUNING='1'),
+    'xla': dict(HYPERPROTO_CPU_CONV='xla', HYPERPROTO_CPU_TUNING='0'),
+    'tuning': dict(HYPERPROTO_CPU_CONV='xla', HYPERPROTO_CPU_TUNING='1'),
+    'im2col+tuning': dict(HYPERPROTO_CPU_CONV='im2col', HYPERPROTO_CPU_TUNING='1'),
+    'native_dw+tuning': dict(HYPERPROTO_CPU_CONV='native_dw', HYPERPROTO_CPU_TUNING='1'),
+    'native+tuning': dict(HYPERPROTO_CPU_CONV='native', HYPERPROTO_CPU_TUNING='1'),
 }
 DEFAULT_VARIANT = 'native+tuning'
 

@@ -1,10 +1,11 @@
-"""models/conv.py, models/cpu_kernels.py (the CPU kernel gradient) and cpu_tuning.
+"""models/conv.py, models/cpu_kernels.py (the native CPU convolutions) and cpu_tuning.
 
-The custom gradient must be a pure speed change: every shape the backbones use (3x3
+The CPU convolutions must be a pure speed change: every shape the backbones use (3x3
 stride 1 and 2, 1x1 stride 2, the 7x7 stride-2 stem, 'SAME'/'VALID'/asymmetric padding,
 batches that chunk unevenly), in float32 and bfloat16, inside shard_map over 8 devices,
-and through a whole ResNet must give XLA's gradients to rounding, both with the native
-AVX2 kernel and with the chunked im2col that replaces it where it cannot be built.
+and through a whole ResNet must give XLA's outputs and gradients to rounding, both with
+the native AVX2 kernels and with the chunked im2col kernel gradient (and XLA's forward
+pass) that replace them where they cannot be built.
 """
 
 import functools
@@ -69,12 +70,16 @@ class KernelGradTest(parameterized.TestCase):
     x = jnp.asarray(rng.normal(size=(batch, size, size, cin)), jnp.float32)
     w = jnp.asarray(rng.normal(size=(k, k, cin, cout)), jnp.float32)
     strides = (stride, stride)
-    np.testing.assert_array_equal(
-        conv.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC),
-        lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=NHWC))
+    y, y_ref = (f(x, w, strides, padding, dimension_numbers=NHWC)
+                for f in (conv.conv_general_dilated, lax.conv_general_dilated))
     (dx, dw), (dx_ref, dw_ref) = (_grads(conv.conv_general_dilated, x, w, strides, padding),
                                   _grads(lax.conv_general_dilated, x, w, strides, padding))
-    np.testing.assert_array_equal(dx, dx_ref)  # XLA's own input gradient.
+    if self.MODE == 'native':
+      for a, b in ((y, y_ref), (dx, dx_ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
+    else:  # XLA's own forward pass and input gradient.
+      np.testing.assert_array_equal(y, y_ref)
+      np.testing.assert_array_equal(dx, dx_ref)
     np.testing.assert_allclose(dw, dw_ref, rtol=1e-5, atol=1e-5 * np.abs(dw_ref).max())
 
   def test_explicit_chunks_agree(self):
@@ -151,7 +156,15 @@ class KernelGradTest(parameterized.TestCase):
                                jax.random.PRNGKey(0), x)  # Tracing only: shapes suffice.
     grad = jax.grad(lambda v: jnp.sum(model.apply(v, x, train=True,
                                                   mutable=['batch_stats'])[0]))
-    self.assertEqual(str(jax.make_jaxpr(grad)(variables)).count('platform_index'), 6)
+    jaxpr = str(jax.make_jaxpr(grad)(variables))
+    if self.MODE == 'native':  # 6 convs: 6 forward passes, 5 input gradients (the first
+      # conv's, from 1 channel, is XLA's) and 6 kernel gradients.
+      self.assertEqual(jaxpr.count('platform_index'), 17)
+      self.assertEqual(jaxpr.count('hyperproto_conv_forward'), 11)
+      self.assertEqual(jaxpr.count('hyperproto_conv_kernel_grad'), 6)
+    else:  # Only the kernel gradients.
+      self.assertEqual(jaxpr.count('platform_index'), 6)
+      self.assertNotIn('hyperproto_conv', jaxpr)
 
   def test_resnet_uses_it_and_gradients_match(self):
     model = models.build('resnet20', output_dim=4, pool_size=None)
@@ -164,9 +177,12 @@ class KernelGradTest(parameterized.TestCase):
       return jnp.sum(z ** 2)
 
     jaxpr = str(jax.make_jaxpr(jax.grad(loss))(variables['params']))
-    # One CPU-or-other choice per conv: 19 3x3 convs + 2 shortcuts.
-    self.assertEqual(jaxpr.count('platform_index'), 21)
-    self.assertEqual(jaxpr.count(cpu_kernels.TARGET), 21 if self.MODE == 'native' else 0)
+    # 19 3x3 convs + 2 shortcuts: 21 kernel gradients; natively also 21 forward passes
+    # and 16 input gradients (not the stride-2 ones nor the stem's, from 3 channels).
+    native = self.MODE == 'native'
+    self.assertEqual(jaxpr.count('platform_index'), 21 + 37 * native)
+    self.assertEqual(jaxpr.count('hyperproto_conv_forward'), 37 * native)
+    self.assertEqual(jaxpr.count('hyperproto_conv_kernel_grad'), 21 * native)
     ours = jax.jit(jax.grad(loss))(variables['params'])
     with mock.patch.object(conv, 'ENABLED', False):
       ref = jax.jit(jax.grad(loss))(variables['params'])
@@ -206,7 +222,7 @@ class NativeKernelTest(absltest.TestCase):
     cache = tempfile.mkdtemp()
     self.addCleanup(shutil.rmtree, cache)
     with mock.patch.dict(os.environ, {'HYPERPROTO_KERNEL_CACHE': cache}):
-      with self.assertRaisesRegex(RuntimeError, 'false failed on .*conv_kernel_grad.cc'):
+      with self.assertRaisesRegex(RuntimeError, 'false failed on .*csrc'):
         cpu_kernels.build('/bin/false')
       self.assertEqual(os.listdir(cache), [])
       with mock.patch.object(cpu_kernels, 'compiler', return_value='/bin/false'), \
@@ -217,10 +233,11 @@ class NativeKernelTest(absltest.TestCase):
             self.assertFalse(cpu_kernels._load())
         finally:
           cpu_kernels._load.cache_clear()
-      self.assertIn('using the pure-JAX im2col path', logs.output[0])
+      self.assertIn('pure-JAX im2col kernel gradient', logs.output[0])
 
   def test_same_bits_on_one_core(self):
-    """The batch split is fixed, so the result does not depend on the thread count."""
+    """The kernel gradient's batch split is fixed and each forward output is summed by
+    one thread, so neither result depends on the thread count."""
     if not cpu_kernels.available() or not hasattr(os, 'sched_setaffinity'):
       self.skipTest('native kernel unavailable here')
     script = (
@@ -232,7 +249,9 @@ class NativeKernelTest(absltest.TestCase):
         'x, dy = (r.normal(size=(24, 9, 9, 16)).astype(np.float32) for _ in range(2))\n'
         'g = cpu_kernels.kernel_grad(x, dy, kernel_size=(3, 3), strides=(1, 1),'
         ' pads=((1, 1), (1, 1)))\n'
-        'print(np.asarray(g).tobytes().hex())\n')
+        'w = r.normal(size=(3, 3, 16, 16)).astype(np.float32)\n'
+        'y = cpu_kernels.forward(x, w, strides=(1, 1), pads=((1, 1), (1, 1)))\n'
+        'print(np.asarray(g).tobytes().hex() + np.asarray(y).tobytes().hex())\n')
     env = dict(os.environ, XLA_FLAGS='')  # One device; the cache is the tests' (conftest).
     outputs = [subprocess.run([sys.executable, '-c', script, cores], env=env, check=True,
                               capture_output=True, text=True).stdout.split()[-1]
@@ -242,9 +261,9 @@ class NativeKernelTest(absltest.TestCase):
   def test_unknown_mode_is_a_clear_error(self):
     result = subprocess.run(
         [sys.executable, '-c', 'import hyperproto.models.conv'], capture_output=True,
-        text=True, env=dict(os.environ, HYPERPROTO_CPU_KERNEL_GRAD='fast'), check=False)
+        text=True, env=dict(os.environ, HYPERPROTO_CPU_CONV='fast'), check=False)
     self.assertNotEqual(result.returncode, 0)
-    self.assertIn("HYPERPROTO_CPU_KERNEL_GRAD='fast': expected one of", result.stderr)
+    self.assertIn("HYPERPROTO_CPU_CONV='fast': expected one of", result.stderr)
 
   def test_odd_channels_and_strides_equal_xla(self):
     """Channel counts off the kernel's blocks (remainder paths), 7x7/2 and 1x1."""
@@ -263,6 +282,29 @@ class NativeKernelTest(absltest.TestCase):
       got = jax.jit(functools.partial(cpu_kernels.kernel_grad, kernel_size=(k, k),
                                       strides=(stride, stride), pads=pads))(x, dy)
       np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * float(jnp.abs(ref).max()))
+
+  def test_forward_equals_xla(self):
+    """Channel blocks of 8/16/32 and their mixes, every tile remainder, strides, pads on
+    one side only, more padding than the kernel, rows left over by a stride (VALID)."""
+    if not cpu_kernels.available():
+      self.skipTest('native kernel unavailable here')
+    rng = np.random.default_rng(7)
+    for batch, (h, w), cin, cout, (kh, kw), strides, pads in (
+        (3, (9, 13), 5, 8, (3, 3), (1, 1), ((1, 1), (1, 1))),
+        (2, (11, 7), 3, 48, (7, 7), (2, 2), ((3, 3), (3, 3))),
+        (2, (8, 17), 16, 96, (1, 1), (2, 1), ((0, 0), (0, 0))),
+        (1, (10, 10), 7, 24, (3, 2), (1, 2), ((0, 2), (3, 0))),
+        (2, (9, 9), 4, 16, (3, 3), (2, 2), ((0, 0), (0, 0))),
+        (1, (5, 6), 2, 8, (2, 3), (1, 1), ((4, 4), (1, 3)))):
+      x = jnp.asarray(rng.normal(size=(batch, h, w, cin)), jnp.float32)
+      kernel = jnp.asarray(rng.normal(size=(kh, kw, cin, cout)), jnp.float32)
+      ref = lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=NHWC)
+      got = jax.jit(functools.partial(cpu_kernels.forward, strides=strides, pads=pads))(
+          x, kernel)
+      self.assertEqual(got.shape, ref.shape)
+      np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * float(jnp.abs(ref).max()))
+    with self.assertRaisesRegex(ValueError, 'Cout % 8 == 0'):
+      cpu_kernels.forward(x, kernel[..., :5], strides=(1, 1), pads=((1, 1), (1, 1)))
 
 
 class CpuTuningTest(absltest.TestCase):

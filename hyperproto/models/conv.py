@@ -1,27 +1,33 @@
-"""`conv_general_dilated` with a faster weight gradient on CPU; a drop-in for `nn.Conv`.
+"""`conv_general_dilated` with native CPU kernels and gradients; a drop-in for `nn.Conv`.
 
-Why: on XLA:CPU the gradient of a convolution with respect to its kernel is the slowest
-part of a CNN's training step by far. XLA rewrites it as a convolution over the batch
-(batch as the contracted feature dimension), which needs both the input and the output
-gradient transposed to batch-minor layouts and then runs a convolution with a huge kernel
-(ResNet-32, batch 128, jaxlib 0.10.2's default flags: 2/3 of the step's thread time;
-one 32x32x16 3x3 conv's kernel gradient took ~37 ms against ~6 ms for its forward pass).
+Why: XLA:CPU's convolutions leave most of a CNN training step's time on the table. Worst
+is the gradient with respect to the kernel, which XLA rewrites as a convolution over the
+batch (batch as the contracted feature dimension): both the input and the output gradient
+are transposed to batch-minor layouts, then a convolution with a huge kernel runs
+(ResNet-32, batch 128, jaxlib 0.10.2: 2/3 of the step's thread time; one 32x32x16 3x3
+conv's kernel gradient took ~37 ms against ~6 ms for its forward pass). The forward pass
+and the input gradient are better, but the 3-channel stem conv takes 4-8x longer than
+needed and the others up to 1.7x (`experiments/benchmark.py --layers`).
 
-What: on CPU the kernel gradient is computed directly, dW[i,j] = sum x_shifted(i,j)^T dY
-over (batch, y, x), never by transposing to batch-minor layouts:
-- `cpu_kernels.kernel_grad` (default where it builds: x86 with AVX2/FMA and a C++
-  compiler): an AVX2 kernel called as an XLA FFI custom call; 1.5-3x faster than
-  im2col on ResNet-32's layers.
-- `kernel_grad_im2col` (pure JAX; the fallback): im2col(x)^T @ dY in chunks of a few
-  images, so each chunk's im2col (B_c*Ho*Wo x kh*kw*Cin) stays in cache, accumulated in
-  float32 by a `lax.scan`.
-The forward pass and the input gradient are XLA's own. On GPU and TPU
-(`lax.platform_dependent`) the kernel gradient is XLA's too, so cuDNN and the TPU
-convolution units are untouched. Measurements (`experiments/benchmark.py --ablation` and
-`--layers`) are in experiments/results/benchmark.md.
+What, on CPU (`lax.platform_dependent`: on GPU and TPU everything is XLA's own, so cuDNN
+and the TPU convolution units are untouched):
+- forward pass: `cpu_kernels.forward`, a direct AVX2 convolution (XLA FFI custom call),
+  for float32 with Cout % 8 == 0; XLA's otherwise (e.g. bfloat16).
+- input gradient: for stride 1, the forward kernel on dY with the kernel flipped in space
+  and its channel axes swapped (dX = conv(dY, W'), pads k - 1 - p); XLA's otherwise.
+- kernel gradient, dW[i,j] = sum x_shifted(i,j)^T dY over (batch, y, x), never by
+  transposing to batch-minor layouts: `cpu_kernels.kernel_grad` (AVX2, float32 after an
+  exact cast) or, where the native kernels do not build, `kernel_grad_im2col` (pure JAX:
+  im2col(x)^T @ dY in chunks of a few images, so each chunk's im2col stays in cache,
+  accumulated in float32 by a `lax.scan`).
+The native kernels need x86 with AVX2/FMA and a C++ compiler (cpu_kernels.py); each
+output is summed in a fixed order, so results are the same bits on any number of cores.
+Measurements (`experiments/benchmark.py --ablation` and `--layers`) are in
+experiments/results/benchmark.md.
 
-HYPERPROTO_CPU_KERNEL_GRAD (read at import): 'native' (default), 'im2col', or '0' (XLA's
-gradient everywhere).
+HYPERPROTO_CPU_CONV (read at import): 'native' (default: all of the above), 'native_dw'
+(only the kernel gradient native), 'im2col' (only the kernel gradient, by im2col) or
+'xla' (XLA's convolutions and gradients everywhere).
 
 Scope: NHWC inputs, HWIO kernels, no dilation, one feature group, explicit or 'SAME' /
 'VALID' padding. Anything else falls through to `lax.conv_general_dilated` unchanged.
@@ -45,13 +51,13 @@ NHWC = ('NHWC', 'HWIO', 'NHWC')
 # fastest for ResNet-32's layers on a 2-core AMD EPYC (4 at 32x32x16).
 CHUNK_BYTES = 2_500_000
 
-# HYPERPROTO_CPU_KERNEL_GRAD: 'native' (the AVX2 kernel of cpu_kernels.py where it builds,
-# else im2col), 'im2col', or '0' (XLA's own gradient).
-MODE = os.environ.get('HYPERPROTO_CPU_KERNEL_GRAD', 'native')
-MODES = ('native', 'im2col', '0')
+# HYPERPROTO_CPU_CONV, see the module docstring. The native modes use im2col for the
+# kernel gradient and XLA for the rest where the native kernels do not build.
+MODE = os.environ.get('HYPERPROTO_CPU_CONV', 'native')
+MODES = ('native', 'native_dw', 'im2col', 'xla')
 if MODE not in MODES:
-  raise ValueError(f'HYPERPROTO_CPU_KERNEL_GRAD={MODE!r}: expected one of {MODES}.')
-ENABLED = MODE != '0'
+  raise ValueError(f'HYPERPROTO_CPU_CONV={MODE!r}: expected one of {MODES}.')
+ENABLED = MODE != 'xla'
 
 Padding = Union[str, Sequence[tuple[int, int]]]
 
@@ -62,7 +68,7 @@ def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding: Paddi
                          dimension_numbers: Any = None, feature_group_count: int = 1,
                          batch_group_count: int = 1, precision: Any = None,
                          preferred_element_type: Any = None):
-  """`lax.conv_general_dilated`, with the CPU kernel gradient of `_conv` where it applies."""
+  """`lax.conv_general_dilated`, with the CPU kernels of `_conv` where they apply."""
   supported = (
       ENABLED and lhs.ndim == 4 and dimension_numbers is not None
       and (lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
@@ -95,41 +101,87 @@ def _xla_conv(x, w, strides, pads, precision):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _conv(x, w, strides, pads, precision):
-  return _xla_conv(x, w, strides, pads, precision)
+  return _forward(x, w, strides, pads, precision)
 
 
 def _conv_fwd(x, w, strides, pads, precision):
-  return _xla_conv(x, w, strides, pads, precision), (x, w)
+  return _forward(x, w, strides, pads, precision), (x, w)
 
 
 def _conv_bwd(strides, pads, precision, residuals, dy):
   x, w = residuals
-  _, vjp_x = jax.vjp(lambda x: _xla_conv(x, w, strides, pads, precision), x)
-  dx, = vjp_x(dy)
-
-  def xla_dw(x, dy):
-    _, vjp_w = jax.vjp(lambda w: _xla_conv(x, w, strides, pads, precision), w)
-    return vjp_w(dy)[0]
-
-  def cpu_dw(x, dy):
-    args = dict(kernel_size=w.shape[:2], strides=strides, pads=pads)
-    if MODE != 'im2col' and cpu_kernels.available():
-      dw = cpu_kernels.kernel_grad(x, dy, **args)
-      # A custom call's result has no shard_map axis types: it varies as its inputs do.
-      varying = tuple(sorted(_varying_axes(x) | _varying_axes(dy)))
-      dw = lax.pcast(dw, varying, to='varying') if varying else dw
-    else:
-      dw = kernel_grad_im2col(x, dy, precision=precision, **args)
-    dw = dw.astype(w.dtype)
-    # Inside shard_map, a kernel that is the same on every device (not `pcast` to
-    # varying) gets the sum of every device's gradient, as XLA's own rule gives it.
-    summed_axes = tuple(sorted(_varying_axes(dw) - _varying_axes(w)))
-    return lax.psum(dw, summed_axes) if summed_axes else dw
-
-  return dx, lax.platform_dependent(x, dy, cpu=cpu_dw, default=xla_dw)
+  return (_input_grad(x, w, dy, strides, pads, precision),
+          _kernel_grad(x, w, dy, strides, pads, precision))
 
 
 _conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def _native(*arrays) -> bool:
+  """Whether the native forward kernel may run on these (float32) arrays."""
+  return (MODE == 'native' and all(a.dtype == jnp.float32 for a in arrays)
+          and cpu_kernels.available())
+
+
+def _forward(x, w, strides, pads, precision):
+  xla = functools.partial(_xla_conv, strides=strides, pads=pads, precision=precision)
+  if not (_native(x, w) and w.shape[-1] % 8 == 0):
+    return xla(x, w)
+
+  def cpu(x, w):
+    return _vary_like(cpu_kernels.forward(x, w, strides=strides, pads=pads), x, w)
+
+  return lax.platform_dependent(x, w, cpu=cpu, default=xla)
+
+
+def _input_grad(x, w, dy, strides, pads, precision):
+  def xla(w, dy):
+    _, vjp_x = jax.vjp(lambda x: _xla_conv(x, w, strides, pads, precision), x)
+    return vjp_x(dy)[0]
+
+  kernel = w.shape[:2]
+  # For stride 1 the input gradient is a convolution of dy with w flipped in space and
+  # its channel axes swapped, padded k - 1 - p (which must be >= 0) on each side.
+  flipped_pads = tuple((k - 1 - lo, k - 1 - hi) for (lo, hi), k in zip(pads, kernel))
+  if not (_native(w, dy) and tuple(strides) == (1, 1) and x.shape[-1] % 8 == 0
+          and all(p >= 0 for pad in flipped_pads for p in pad)):
+    return xla(w, dy)
+
+  def cpu(w, dy):
+    flipped = jnp.flip(w, (0, 1)).swapaxes(2, 3)
+    dx = cpu_kernels.forward(dy, flipped, strides=(1, 1), pads=flipped_pads)
+    return _sum_to(_vary_like(dx, w, dy), x)
+
+  return lax.platform_dependent(w, dy, cpu=cpu, default=xla)
+
+
+def _kernel_grad(x, w, dy, strides, pads, precision):
+  def xla(x, dy):
+    _, vjp_w = jax.vjp(lambda w: _xla_conv(x, w, strides, pads, precision), w)
+    return vjp_w(dy)[0]
+
+  def cpu(x, dy):
+    args = dict(kernel_size=w.shape[:2], strides=strides, pads=pads)
+    if MODE != 'im2col' and cpu_kernels.available():
+      dw = _vary_like(cpu_kernels.kernel_grad(x, dy, **args), x, dy)
+    else:
+      dw = kernel_grad_im2col(x, dy, precision=precision, **args)
+    return _sum_to(dw.astype(w.dtype), w)
+
+  return lax.platform_dependent(x, dy, cpu=cpu, default=xla)
+
+
+def _vary_like(y, *inputs):
+  """A custom call's result has no shard_map axis types: it varies as its inputs do."""
+  varying = tuple(sorted(frozenset().union(*map(_varying_axes, inputs))))
+  return lax.pcast(y, varying, to='varying') if varying else y
+
+
+def _sum_to(grad, primal):
+  """Inside shard_map, the gradient of a value that is the same on every device (not
+  `pcast` to varying) is the sum of every device's gradient, as XLA's own rules give it."""
+  summed_axes = tuple(sorted(_varying_axes(grad) - _varying_axes(primal)))
+  return lax.psum(grad, summed_axes) if summed_axes else grad
 
 
 def _varying_axes(x) -> frozenset:

@@ -1,9 +1,10 @@
-"""Native CPU kernel for the convolution kernel gradient (csrc/conv_kernel_grad.cc).
+"""Native CPU convolution kernels (csrc/): forward pass and kernel gradient, AVX2/FMA.
 
 On XLA:CPU the kernel gradient of a convolution is the slowest part of a CNN training step;
-this direct AVX2 kernel is 1.5-3x faster than the chunked im2col of
-`conv.kernel_grad_im2col` on ResNet-32's layers, and as fast as XLA's forward convolution
-on the 32x32x16 one (experiments/benchmark.py --layers). It is an XLA FFI custom call,
+the direct kernel of csrc/conv_kernel_grad.cc is 1.5-3x faster than the chunked im2col of
+`conv.kernel_grad_im2col` on ResNet-32's layers. csrc/conv_forward.cc computes the forward
+pass (and, through conv.py, a stride-1 input gradient) faster than XLA's own convolution
+on those layers (experiments/benchmark.py --layers). Both are XLA FFI custom calls,
 compiled on first use with the system C++ compiler into $HYPERPROTO_KERNEL_CACHE
 (default ~/.cache/hyperproto/kernels), keyed by the source, flags, compiler and JAX
 version: about 5 s, once per machine. Nothing is downloaded.
@@ -30,8 +31,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-SOURCE = pathlib.Path(__file__).parent / 'csrc' / 'conv_kernel_grad.cc'
-TARGET = 'hyperproto_conv_kernel_grad'
+CSRC = pathlib.Path(__file__).parent / 'csrc'
+SOURCES = (CSRC / 'conv_forward.cc', CSRC / 'conv_kernel_grad.cc')
+HEADERS = (CSRC / 'common.h',)
+# FFI target name -> the handler symbol the library exports.
+TARGETS = {'hyperproto_conv_forward': 'HyperprotoConvForward',
+           'hyperproto_conv_kernel_grad': 'HyperprotoConvKernelGrad'}
 FLAGS = ('-O3', '-mavx2', '-mfma', '-std=c++17', '-shared', '-fPIC')
 CACHE_ENV = 'HYPERPROTO_KERNEL_CACHE'
 DEFAULT_CACHE = os.path.join('~', '.cache', 'hyperproto', 'kernels')
@@ -67,13 +72,12 @@ def compiler() -> Optional[str]:
 
 
 def build(cxx: str) -> pathlib.Path:
-  """Compiles SOURCE (or reuses the cached library); raises RuntimeError on failure."""
+  """Compiles SOURCES (or reuses the cached library); raises RuntimeError on failure."""
   include = jax.ffi.include_dir()
-  source = SOURCE.read_bytes()
   key = hashlib.sha256(b'\0'.join([
-      source, ' '.join(FLAGS).encode(), cxx.encode(), jax.__version__.encode(),
-      include.encode()])).hexdigest()[:16]
-  path = cache_dir() / f'conv_kernel_grad-{key}.so'
+      *(f.read_bytes() for f in SOURCES + HEADERS), ' '.join(FLAGS).encode(),
+      cxx.encode(), jax.__version__.encode(), include.encode()])).hexdigest()[:16]
+  path = cache_dir() / f'conv_kernels-{key}.so'
   if path.exists():
     return path
   path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,10 +85,11 @@ def build(cxx: str) -> pathlib.Path:
   fd, tmp = tempfile.mkstemp(suffix='.so', dir=path.parent)
   os.close(fd)
   try:
-    result = subprocess.run([cxx, *FLAGS, '-isystem', include, str(SOURCE), '-o', tmp],
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [cxx, *FLAGS, '-isystem', include, *map(str, SOURCES), '-o', tmp],
+        capture_output=True, text=True, timeout=300, check=False)
     if result.returncode:
-      raise RuntimeError(f'{cxx} failed on {SOURCE}:\n{result.stderr[-2000:]}')
+      raise RuntimeError(f'{cxx} failed on {CSRC}:\n{result.stderr[-2000:]}')
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
@@ -98,24 +103,25 @@ def _load() -> bool:
     return False
   cxx = compiler()
   if cxx is None:
-    logging.warning('No C++ compiler found ($CXX, c++, g++): the convolution kernel '
-                    'gradient uses the slower pure-JAX im2col path on this CPU.')
+    logging.warning('No C++ compiler found ($CXX, c++, g++): convolutions use XLA\'s '
+                    'kernels and the slower pure-JAX im2col kernel gradient on this CPU.')
     return False
   try:
     path = build(cxx)
     library = ctypes.cdll.LoadLibrary(str(path))
-    jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.HyperprotoConvKernelGrad),
-                                platform='cpu')
-  except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-    logging.warning('Native convolution kernel gradient unavailable, using the pure-JAX '
-                    'im2col path: %s', e)
+    for target, symbol in TARGETS.items():
+      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
+                                  platform='cpu')
+  except (RuntimeError, OSError, AttributeError, subprocess.SubprocessError) as e:
+    logging.warning('Native convolution kernels unavailable, using XLA\'s convolutions '
+                    'and the pure-JAX im2col kernel gradient: %s', e)
     return False
-  logging.info('Convolution kernel gradients on CPU: native AVX2 kernel %s', path)
+  logging.info('Convolutions on CPU: native AVX2 kernels %s', path)
   return True
 
 
 def available() -> bool:
-  """Whether `kernel_grad` can run here (builds and registers the kernel on first call)."""
+  """Whether the kernels can run here (builds and registers them on the first call)."""
   with _lock:
     return _load()
 
@@ -128,14 +134,36 @@ def kernel_grad(x: jax.Array, dy: jax.Array, *, kernel_size: Sequence[int],
   float32 (exactly, for bfloat16 and float16). The bottom/right padding is implied by
   dy's spatial size.
   """
+  (kh, kw) = kernel_size
+  out = jax.ShapeDtypeStruct((kh, kw, x.shape[-1], dy.shape[-1]), jnp.float32)
+  return _call('hyperproto_conv_kernel_grad', out, x, dy, strides, pads)
+
+
+def forward(x: jax.Array, w: jax.Array, *, strides: Sequence[int],
+            pads: Sequence[tuple[int, int]]) -> jax.Array:
+  """The NHWC convolution of x [B, H, W, Cin] with w [kh, kw, Cin, Cout] (HWIO), float32.
+
+  Cout must be a multiple of 8 and the pads non-negative; inputs of other float dtypes are
+  converted to float32. Raises RuntimeError if not `available()`.
+  """
+  (kh, kw), (sh, sw) = w.shape[:2], strides
+  if w.shape[-1] % 8 or any(p < 0 for pad in pads for p in pad):
+    raise ValueError(f'forward: needs Cout % 8 == 0 and pads >= 0, got kernel shape '
+                     f'{w.shape} and pads {pads}; use lax.conv_general_dilated.')
+  ho, wo = ((size + lo + hi - k) // s + 1
+            for size, (lo, hi), k, s in zip(x.shape[1:3], pads, (kh, kw), (sh, sw)))
+  out = jax.ShapeDtypeStruct((x.shape[0], ho, wo, w.shape[-1]), jnp.float32)
+  return _call('hyperproto_conv_forward', out, x, w, strides, pads)
+
+
+def _call(target: str, out: jax.ShapeDtypeStruct, a: jax.Array, b: jax.Array,
+          strides: Sequence[int], pads: Sequence[tuple[int, int]]) -> jax.Array:
   if not available():
     raise RuntimeError(
-        'The native convolution kernel gradient is not available here: it needs JAX on '
-        'CPU, an x86 CPU with AVX2/FMA and a C++ compiler (see the log). Use '
-        'hyperproto.models.conv.kernel_grad_im2col instead.')
-  (kh, kw), (sh, sw) = kernel_size, strides
-  (pad_top, _), (pad_left, _) = pads
-  out = jax.ShapeDtypeStruct((kh, kw, x.shape[-1], dy.shape[-1]), jnp.float32)
-  call = jax.ffi.ffi_call(TARGET, out, vmap_method='sequential')
-  return call(x.astype(jnp.float32), dy.astype(jnp.float32), stride_h=np.int64(sh),
+        'The native convolution kernels are not available here: they need JAX on CPU, an '
+        'x86 CPU with AVX2/FMA and a C++ compiler (see the log). Use '
+        'lax.conv_general_dilated or hyperproto.models.conv.kernel_grad_im2col instead.')
+  (sh, sw), ((pad_top, _), (pad_left, _)) = strides, pads
+  call = jax.ffi.ffi_call(target, out, vmap_method='sequential')
+  return call(a.astype(jnp.float32), b.astype(jnp.float32), stride_h=np.int64(sh),
               stride_w=np.int64(sw), pad_top=np.int64(pad_top), pad_left=np.int64(pad_left))
