@@ -6,7 +6,7 @@ batch (batch as the contracted feature dimension): both the input and the output
 are transposed to batch-minor layouts, then a convolution with a huge kernel runs
 (ResNet-32, batch 128, jaxlib 0.10.2: 2/3 of the step's thread time; one 32x32x16 3x3
 conv's kernel gradient took ~37 ms against ~6 ms for its forward pass). The forward pass
-and the input gradient are better, but the 3-channel stem conv takes 4-8x longer than
+and the input gradient are better, but the 3-channel stem conv takes 5-8x longer than
 needed and the others up to 1.7x (`experiments/benchmark.py --layers`).
 
 What, on CPU (`lax.platform_dependent`: on GPU and TPU everything is XLA's own, so cuDNN

@@ -6,8 +6,8 @@ the direct kernel of csrc/conv_kernel_grad.cc is 1.5-3x faster than the chunked 
 pass (and, through conv.py, a stride-1 input gradient) faster than XLA's own convolution
 on those layers (experiments/benchmark.py --layers). Both are XLA FFI custom calls,
 compiled on first use with the system C++ compiler into $HYPERPROTO_KERNEL_CACHE
-(default ~/.cache/hyperproto/kernels), keyed by the source, flags, compiler and JAX
-version: about 5 s, once per machine. Nothing is downloaded.
+(default ~/.cache/hyperproto/kernels), keyed by the sources, flags, compiler and JAX
+version: about 10 s, once per machine. Nothing is downloaded.
 
 `available()` is False, and models/conv.py uses its pure-JAX fallback, when JAX's default
 backend is not the CPU, the CPU lacks AVX2/FMA, no C++ compiler is found ($CXX, else
@@ -134,7 +134,7 @@ def kernel_grad(x: jax.Array, dy: jax.Array, *, kernel_size: Sequence[int],
   float32 (exactly, for bfloat16 and float16). The bottom/right padding is implied by
   dy's spatial size.
   """
-  (kh, kw) = kernel_size
+  kh, kw = kernel_size
   out = jax.ShapeDtypeStruct((kh, kw, x.shape[-1], dy.shape[-1]), jnp.float32)
   return _call('hyperproto_conv_kernel_grad', out, x, dy, strides, pads)
 
