@@ -264,6 +264,12 @@ class NativeKernelTest(absltest.TestCase):
         text=True, env=dict(os.environ, HYPERPROTO_CPU_CONV='fast'), check=False)
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("HYPERPROTO_CPU_CONV='fast': expected one of", result.stderr)
+    result = subprocess.run(
+        [sys.executable, '-c', 'import hyperproto.models.conv'], capture_output=True,
+        text=True, env=dict(os.environ, HYPERPROTO_CPU_KERNEL_GRAD='0'), check=False)
+    self.assertNotEqual(result.returncode, 0)
+    self.assertIn('HYPERPROTO_CPU_KERNEL_GRAD was replaced by HYPERPROTO_CPU_CONV',
+                  result.stderr)
 
   def test_odd_channels_and_strides_equal_xla(self):
     """Channel counts off the kernel's blocks (remainder paths), 7x7/2 and 1x1."""

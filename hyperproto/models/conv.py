@@ -57,6 +57,10 @@ MODE = os.environ.get('HYPERPROTO_CPU_CONV', 'native')
 MODES = ('native', 'native_dw', 'im2col', 'xla')
 if MODE not in MODES:
   raise ValueError(f'HYPERPROTO_CPU_CONV={MODE!r}: expected one of {MODES}.')
+if 'HYPERPROTO_CPU_KERNEL_GRAD' in os.environ:  # The old name: never silently ignored.
+  raise ValueError('HYPERPROTO_CPU_KERNEL_GRAD was replaced by HYPERPROTO_CPU_CONV '
+                   f'(one of {MODES}; the old native, im2col and 0 are now native_dw, '
+                   'im2col and xla): unset it.')
 ENABLED = MODE != 'xla'
 
 Padding = Union[str, Sequence[tuple[int, int]]]
