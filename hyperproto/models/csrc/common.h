@@ -1,5 +1,5 @@
-// Helpers shared by the kernels here: a parallel loop on XLA's intra-op thread pool, and
-// zero padding of one image.
+// Helpers shared by the kernels here: a parallel loop on XLA's intra-op thread pool, their
+// common FFI call signature, and zero padding of one image.
 
 #ifndef HYPERPROTO_CSRC_COMMON_H_
 #define HYPERPROTO_CSRC_COMMON_H_
@@ -49,6 +49,21 @@ inline void ParallelFor(xla::ffi::ThreadPool& pool, int64_t tasks,
   state->Drain();
   std::unique_lock<std::mutex> lock(state->mu);
   state->cv.wait(lock, [&] { return state->done == state->tasks; });
+}
+
+// The call signature both kernels share (cpu_kernels._call passes it): two float32
+// operands, one float32 result, the strides and the top/left padding (the bottom/right
+// padding follows from the shapes).
+inline auto ConvBinding() {
+  return xla::ffi::Ffi::Bind()
+      .Ctx<xla::ffi::ThreadPool>()
+      .Arg<xla::ffi::Buffer<xla::ffi::F32>>()
+      .Arg<xla::ffi::Buffer<xla::ffi::F32>>()
+      .Ret<xla::ffi::Buffer<xla::ffi::F32>>()
+      .Attr<int64_t>("stride_h")
+      .Attr<int64_t>("stride_w")
+      .Attr<int64_t>("pad_top")
+      .Attr<int64_t>("pad_left");
 }
 
 // Copies one NHWC image x [h, w, c] into `xpad` [hp, wp, c] at row pt, column pl. The
