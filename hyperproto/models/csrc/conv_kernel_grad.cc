@@ -175,4 +175,5 @@ ffi::Error ConvKernelGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(HyperprotoConvKernelGrad, ConvKernelGradImpl, hyperproto::ConvBinding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(HyperprotoConvKernelGrad, ConvKernelGradImpl,
+                              hyperproto::ConvBinding());
