@@ -15,3 +15,7 @@ os.environ.setdefault('HYPERPROTO_CACHE', tempfile.mkdtemp(prefix='hyperproto_ca
 # The native CPU kernel (models/cpu_kernels.py) is built there too (~5 s per worker).
 os.environ.setdefault('HYPERPROTO_KERNEL_CACHE',
                       os.path.join(os.environ['HYPERPROTO_CACHE'], 'kernels'))
+
+# TFDS's progress bars would fill the logs of every prepare.
+import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top,wrong-import-position
+tfds.disable_progress_bar()

@@ -3,14 +3,17 @@
 CIFAR-100 (python pickles and binary rows, archived as the official tarballs), MNIST idx
 files (plain and gzip), CIFAR-10 JPEG and ImageNet-200 ImageFolder trees, and the raw
 Tiny-ImageNet-200 zip: each test writes a handful of examples with known pixels and
-labels and checks they come back, plus the errors for bad or missing input.
+labels, prepares them with our TFDS builders and checks they come back, plus the errors
+for bad or missing input. TensorFlow is never imported (checked at the end).
 """
 
+import glob
 import gzip
 import io
 import os
 import pickle
 import shutil
+import sys
 import tarfile
 import tempfile
 import zipfile
@@ -20,7 +23,7 @@ from absl.testing import absltest
 from PIL import Image
 
 from hyperproto import data
-from hyperproto.data import prepare, sources, store
+from hyperproto.data import prepare, sources
 
 def tmpdir(test: absltest.TestCase) -> str:
   path = tempfile.mkdtemp(prefix='hyperproto_data_test')
@@ -129,18 +132,58 @@ class CifarTest(absltest.TestCase):
     os.makedirs(manual)
     write_cifar100_python(os.path.join(manual, 'cifar-100-python.tar.gz'), self.splits)
     prepare.prepare('cifar100', manual, self.tmp)
-    path = os.path.join(self.tmp, 'cifar100', 'test_image.npy')
+    path, = glob.glob(os.path.join(self.tmp, 'hyperproto_cifar100', '1.0.0',
+                                   '*-test.array_record*'))
     with open(path, 'r+b') as f:
-      f.seek(-1, 2)
+      f.seek(-100, 2)
       last = f.read(1)
-      f.seek(-1, 2)
+      f.seek(-100, 2)
       f.write(b'\x01' if last != b'\x01' else b'\x02')
-    with self.assertRaisesRegex(ValueError, 'does not match its SHA-256'):
+    with self.assertRaisesRegex(ValueError, 'does not match the SHA-256'):
       data.load('cifar100', data_dir=self.tmp)
     with open(path, 'ab') as f:
       f.write(b'\0')
     with self.assertRaisesRegex(ValueError, 'truncated or was changed'):
       data.load('cifar100', data_dir=self.tmp, verify_checksums=False)
+    os.remove(path)
+    with self.assertRaisesRegex(data.NotPreparedError, r'(?s)test split\) is missing.*'
+                                '--dataset=cifar100'):
+      data.load('cifar100', data_dir=self.tmp)
+
+  def test_version_mismatch(self):
+    manual = os.path.join(self.tmp, 'manual')
+    os.makedirs(manual)
+    write_cifar100_python(os.path.join(manual, 'cifar-100-python.tar.gz'), self.splits)
+    prepare.prepare('cifar100', manual, self.tmp)
+    root = os.path.join(self.tmp, 'hyperproto_cifar100')
+    os.rename(os.path.join(root, '1.0.0'), os.path.join(root, '0.9.0'))
+    with self.assertRaisesRegex(data.NotPreparedError,
+                                r'holds version\(s\) 0.9.0 .* reads version 1.0.0'):
+      data.load('cifar100', data_dir=self.tmp)
+
+  def test_failed_prepare_keeps_the_old_copy(self):
+    good = os.path.join(self.tmp, 'good')
+    write_cifar100_binary(os.path.join(good, 'cifar-100-binary'), self.splits)
+    prepare.prepare('cifar100', good, self.tmp)
+    with self.assertRaisesRegex(FileExistsError, 'already prepared; pass --overwrite'):
+      prepare.prepare('cifar100', good, self.tmp)
+    bad = os.path.join(self.tmp, 'bad', 'cifar-100-binary')
+    write_cifar100_binary(bad, {'train': _cifar_arrays(9, 2), 'test': _cifar_arrays(2, 3)})
+    with open(os.path.join(bad, 'test.bin'), 'ab') as f:
+      f.write(b'\0' * 10)  # the test split fails after train was written
+    with self.assertRaisesRegex(ValueError, 'not a whole number'):
+      prepare.prepare('cifar100', os.path.dirname(bad), self.tmp, overwrite=True)
+    self._check(data.load('cifar100', data_dir=self.tmp))  # the old copy, intact
+    self.assertEqual(sorted(os.listdir(self.tmp)), ['bad', 'good', 'hyperproto_cifar100'])
+    os.remove(os.path.join(bad, 'test.bin'))
+    write_cifar100_binary(bad + '2', {'train': _cifar_arrays(9, 2),
+                                      'test': _cifar_arrays(2, 3)})
+    os.rename(bad + '2', os.path.join(self.tmp, 'new'))
+    os.makedirs(os.path.join(self.tmp, 'newm'))
+    os.rename(os.path.join(self.tmp, 'new'), os.path.join(self.tmp, 'newm',
+                                                          'cifar-100-binary'))
+    prepare.prepare('cifar100', os.path.join(self.tmp, 'newm'), self.tmp, overwrite=True)
+    self.assertEqual(data.load('cifar100', data_dir=self.tmp).num_examples('train'), 9)
 
   def test_pickle_cannot_run_code(self):
     class Evil:
@@ -174,7 +217,7 @@ class MnistTest(absltest.TestCase):
     for gz in (False, True):
       manual = os.path.join(tmp, f'm{gz}')
       arrays = self._write(manual, 6, 4, gz)
-      report = prepare.prepare('mnist', manual, tmp)
+      report = prepare.prepare('mnist', manual, tmp, overwrite=True)
       self.assertEqual((report['train_examples'], report['test_examples']), (6, 4))
       ds = data.load('mnist', data_dir=tmp)
       np.testing.assert_array_equal(ds.splits['train']['image'][..., 0], arrays['train'][0])
@@ -248,13 +291,13 @@ class ImageFolderTest(absltest.TestCase):
     self._tree(add, (64, 64))
     add('train/cat/odd.png', jpeg(self.COLOURS['cat'], (80, 70), 'PNG'))
     report = prepare.prepare('imagenet200', os.path.join(tmp, 'm'), tmp)
-    self.assertEqual((report['resized'], report['train_examples']), (1, 7))
+    self.assertEqual((report["resized"], report["train_examples"]), (1, 7))
     ds = data.load('imagenet200', data_dir=tmp)
     self.assertEqual(ds.info.std, (0.229, 0.224, 0.225))
     self.assertEqual(ds.num_examples('train'), 7)
     add('test/zebra/0.jpg', jpeg((0, 0, 0), (64, 64)))
     with self.assertRaisesRegex(ValueError, r"classes with no train/ folder: \['zebra'\]"):
-      prepare.prepare('imagenet200', os.path.join(tmp, 'm'), tmp)
+      prepare.prepare('imagenet200', os.path.join(tmp, 'm'), tmp, overwrite=True)
 
   def test_tiny_imagenet_zip(self):
     tmp = tmpdir(self)
@@ -279,22 +322,17 @@ class ImageFolderTest(absltest.TestCase):
     self._check(data.load('tiny_imagenet200', data_dir=tmp), 64)
 
 
-class StoreTest(absltest.TestCase):
+class NoTensorFlowTest(absltest.TestCase):
 
-  def test_failed_prepare_keeps_the_old_copy(self):
+  def test_prepare_and_read_never_import_tensorflow(self):
     tmp = tmpdir(self)
-    info = data.DatasetInfo('x', 2, ('a', 'b'), (1, 1, 1), (0.5,), (0.5,))
-    with store.Writer('x', tmp) as w:
-      w.add_array('train', 'label', np.arange(3, dtype=np.int32))
-      w.add_array('train', 'image', np.zeros((3, 1, 1, 1), np.uint8))
-      w.finish('arrays', info, {})
-    with self.assertRaises(RuntimeError):
-      with store.Writer('x', tmp) as w:
-        w.add_array('train', 'label', np.arange(5, dtype=np.int32))
-        raise RuntimeError('interrupted')
-    ds = store.load_arrays('x', tmp, '')
-    np.testing.assert_array_equal(ds.splits['train']['label'], [0, 1, 2])
-    self.assertEqual(sorted(os.listdir(tmp)), ['x'])  # no temporary left behind
+    manual = os.path.join(tmp, 'm')
+    os.makedirs(manual)
+    write_cifar100_python(os.path.join(manual, 'cifar-100-python.tar.gz'),
+                          {'train': _cifar_arrays(3, 0), 'test': _cifar_arrays(2, 1)})
+    prepare.prepare('cifar100', manual, tmp)
+    self.assertEqual(data.load('cifar100', data_dir=tmp).num_examples('test'), 2)
+    self.assertNotIn('tensorflow', sys.modules)
 
 
 if __name__ == '__main__':

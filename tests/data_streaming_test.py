@@ -9,6 +9,7 @@ import csv
 import io
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 
@@ -19,7 +20,7 @@ from PIL import Image
 from hyperproto import data
 from hyperproto.data import prepare, streaming
 
-SMALL = dict(image_size=32, resize_size=36, num_workers=2)
+SMALL = dict(image_size=32, resize_size=36, num_workers=0)
 
 
 def tmpdir(test: absltest.TestCase) -> str:
@@ -163,6 +164,15 @@ class CubTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, 'not a multiple of the 3 processes'):
       next(ds.train_batches('train', 0, 4, seed=1, process_count=3))
 
+  def test_worker_processes_give_the_same_batches(self):
+    inline = data.load('cub', data_dir=self.tmp, **SMALL)
+    workers = data.load('cub', data_dir=self.tmp, **dict(SMALL, num_workers=2))
+    for a, b in zip(inline.train_batches('train', 3, 4, seed=1, num_steps=3),
+                    workers.train_batches('train', 3, 4, seed=1, num_steps=3)):
+      for k in ('image', 'label'):
+        np.testing.assert_array_equal(a[k], b[k])
+    self.assertNotIn('tensorflow', sys.modules)
+
   def test_eval_counts_each_example_once_on_any_number_of_hosts(self):
     ds = data.load('cub', data_dir=self.tmp, **SMALL)
     for process_count in (1, 2, 4):
@@ -185,8 +195,8 @@ class CubTest(absltest.TestCase):
     a, b = (next(faithful.eval_batches('test', 2)) for _ in range(2))
     np.testing.assert_array_equal(a['image'], b['image'])  # repeatable
     np.testing.assert_array_equal(a['label'], [0, 2])
-    self.assertNotEqual(faithful._eval_specs('test', 0, 2, 0, 0, 1)[0][2], None)
-    self.assertIsNone(plain._eval_specs('test', 0, 2, 0, 0, 1)[0][2])
+    self.assertIsNotNone(faithful._eval_spec('test', 0, 2, 0, 0, 1)[1][0])
+    self.assertIsNone(plain._eval_spec('test', 0, 2, 0, 0, 1)[1][0])
 
 
 class OmniArtTest(absltest.TestCase):

@@ -1,17 +1,25 @@
-"""Datasets: DATASETS maps a name to a loader returning a `Dataset` (arrays in memory) or
-a `streaming.StreamingDataset` (large images, decoded batch by batch).
+"""Datasets: `load(name)` gives a `Dataset` (arrays in memory, held on the device) or a
+`streaming.StreamingDataset` (large images, decoded batch by batch with grain).
 
-Every dataset but `digits` is read from files prepared once with
-`python -m hyperproto.data.prepare --dataset=NAME --manual_dir=DIR [--data_dir=DIR]`
-(see `prepare.py`); loaders take `data_dir` (default: $HYPERPROTO_DATA_DIR, else
-~/hyperproto_data) and say what to do when the dataset is not prepared there.
+Names:
+  * ours: `digits` (built in memory from scikit-learn's copy, no files), and the TFDS
+    builders of ours, prepared once with
+    `python -m hyperproto.data.prepare --dataset=NAME --manual_dir=DIR [--data_dir=DIR]`:
+    mnist (and mnist_rotated), cifar10_jpeg, cifar100, imagenet200, tiny_imagenet200,
+    cub, omniart;
+  * `folder:NAME`: a user's own image folders, prepared with `--dataset=folder
+    --name=NAME` (`folder.py`);
+  * `tfds:NAME[/CONFIG][:VERSION]`: any TFDS dataset prepared in array_record format
+    (`generic.py`).
+Loaders take `data_dir` (default: $TFDS_DATA_DIR, else ~/tensorflow_datasets) and say
+what to do when the dataset is not prepared there. No TensorFlow is needed or imported.
 """
 
 from typing import Any, Callable, Union
 
-from hyperproto.data import cifar, cub, digits, imagenet200, mnist, omniart
+from hyperproto.data import cifar, cub, digits, folder, generic, imagenet200, mnist, omniart
 from hyperproto.data.base import Dataset, DatasetInfo  # pylint: disable=unused-import
-from hyperproto.data.store import NotPreparedError  # pylint: disable=unused-import
+from hyperproto.data.builder import NotPreparedError  # pylint: disable=unused-import
 from hyperproto.data.streaming import StreamingDataset
 
 DATASETS: dict[str, Callable[..., Union[Dataset, StreamingDataset]]] = {
@@ -25,9 +33,18 @@ DATASETS: dict[str, Callable[..., Union[Dataset, StreamingDataset]]] = {
     'cub': cub.load,
     'omniart': omniart.load,
 }
+PREFIXES: dict[str, Callable[..., Union[Dataset, StreamingDataset]]] = {
+    'folder': folder.load,
+    'tfds': generic.load,
+}
 
 
 def load(name: str, **kwargs: Any) -> Union[Dataset, StreamingDataset]:
+  prefix, sep, rest = name.partition(':')
+  if sep and prefix in PREFIXES:
+    return PREFIXES[prefix](rest, **kwargs)
   if name not in DATASETS:
-    raise ValueError(f'Unknown dataset {name!r}; use one of {sorted(DATASETS)}.')
+    raise ValueError(f'Unknown dataset {name!r}; use one of {sorted(DATASETS)}, '
+                     'folder:NAME (your own images, prepared with --dataset=folder) or '
+                     'tfds:NAME (a TFDS dataset prepared in array_record format).')
   return DATASETS[name](**kwargs)

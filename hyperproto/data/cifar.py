@@ -8,6 +8,9 @@ CIFAR-100 prepares from either official archive, packed or unpacked:
 pickle, or `fine_label_names.txt` / `coarse_label_names.txt`). Normalisation: the
 original's constants.
 
+Both are TFDS builders of ours (`hyperproto_cifar100`, `hyperproto_cifar10_jpeg`) whose
+images are raw uint8 tensors, read whole and held on the device.
+
 CIFAR-10 JPEG (`cifar10_jpeg`) is the ImageFolder layout `train/<class>/*.jpg`,
 `test/<class>/*.jpg` of the re-encoded copy in shared/data; its pixels differ slightly
 from official CIFAR-10 (lossy JPEG), so it gets its own name.
@@ -17,9 +20,11 @@ import glob
 from typing import Optional
 
 import numpy as np
+import tensorflow_datasets as tfds
 
-from hyperproto.data import image_folder, sources, store
-from hyperproto.data.base import Dataset, DatasetInfo
+from hyperproto.data import builder as builder_lib
+from hyperproto.data import image_folder, reader, sources
+from hyperproto.data.base import Dataset
 
 CIFAR100_MEAN = (0.507, 0.487, 0.441)  # the original HPN code's constants
 CIFAR100_STD = (0.267, 0.256, 0.276)
@@ -99,9 +104,8 @@ def _from_binary(path: str) -> tuple[dict, tuple, tuple]:
   return splits, names, coarse_names
 
 
-def prepare_cifar100(manual_dir: str, data_dir: Optional[str] = None,
-                     source_format: str = 'auto') -> dict:
-  """Writes the prepared `cifar100` from the python or binary archive."""
+def _cifar100_source(manual_dir: str, source_format: str) -> tuple[str, str]:
+  """(path, 'python' | 'binary') of the archive or folder to read."""
   candidates = {
       'python': sources.find_input(manual_dir, ['cifar-100-python.tar.gz'],
                                    ['cifar-100-python'], contains='meta'),
@@ -116,24 +120,47 @@ def prepare_cifar100(manual_dir: str, data_dir: Optional[str] = None,
   if path is None:
     raise FileNotFoundError(f'No CIFAR-100 {source_format} archive in {manual_dir}.\n'
                             f'{CIFAR100_FILES}')
-  read = _from_python if source_format == 'python' else _from_binary
-  splits, names, coarse_names = read(path)
-  for split, arrays in splits.items():
-    for field, n in (('label', len(names)), ('coarse_label', len(coarse_names))):
-      bad = int(np.sum((arrays[field] < 0) | (arrays[field] >= n)))
-      if bad:
-        raise ValueError(f'{path}: {bad} {split} {field}s outside [0, {n}).')
-  info = DatasetInfo(name='cifar100', num_classes=len(names), class_names=names,
-                     image_shape=(32, 32, 3), mean=CIFAR100_MEAN, std=CIFAR100_STD,
-                     coarse_class_names=coarse_names)
-  report = {'source': path, 'source_format': source_format,
-            **{f'{s}_examples': len(a['label']) for s, a in splits.items()}}
-  store.write_arrays(info, splits, report, data_dir)
-  return report
+  return path, source_format
 
 
-def prepare_cifar10_jpeg(manual_dir: str, data_dir: Optional[str] = None) -> dict:
-  """Writes the prepared `cifar10_jpeg` from a JPEG ImageFolder tree or its archive."""
+class Cifar100(builder_lib.Builder):
+  """CIFAR-100 (Krizhevsky 2009): 50,000 / 10,000 32x32 images, 100 fine and 20 coarse
+  classes, from the official python or binary archive."""
+  name = builder_lib.PREFIX + 'cifar100'
+  DATASET = 'cifar100'
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'First TFDS version (images as raw uint8 tensors).'}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = CIFAR100_FILES
+  HOMEPAGE = 'https://www.cs.toronto.edu/~kriz/cifar.html'
+  MEAN, STD = CIFAR100_MEAN, CIFAR100_STD
+
+  def __init__(self, *, source_format: str = 'auto', **kwargs):
+    self.source_format = source_format
+    super().__init__(**kwargs)
+
+  def _features(self):
+    return tfds.features.FeaturesDict({
+        'image': builder_lib.image_tensor((32, 32, 3)),
+        'label': tfds.features.ClassLabel(),
+        'coarse_label': tfds.features.ClassLabel()})
+
+  def _examples(self, manual_dir):
+    path, source_format = _cifar100_source(manual_dir, self.source_format)
+    read = _from_python if source_format == 'python' else _from_binary
+    splits, names, coarse_names = read(path)
+    for split, arrays in splits.items():
+      for field, n in (('label', len(names)), ('coarse_label', len(coarse_names))):
+        bad = int(np.sum((arrays[field] < 0) | (arrays[field] >= n)))
+        if bad:
+          raise ValueError(f'{path}: {bad} {split} {field}s outside [0, {n}).')
+    features = self.info.features
+    features['label'].names = list(names)
+    features['coarse_label'].names = list(coarse_names)
+    self.report.update(source=path, source_format=source_format)
+    return {split: builder_lib.rows(arrays) for split, arrays in splits.items()}
+
+
+def _cifar10_jpeg_source(manual_dir: str) -> str:
   path = sources.find_input(manual_dir, [], [], contains='train')
   if path is None:
     archives = sorted(p for p in glob.glob(f'{manual_dir}/*')
@@ -142,23 +169,42 @@ def prepare_cifar10_jpeg(manual_dir: str, data_dir: Optional[str] = None) -> dic
       raise FileNotFoundError(f'Found {len(archives)} archives and no train/ folder in '
                               f'{manual_dir}.\n{CIFAR10_JPEG_FILES}')
     path = archives[0]
-  names, splits, report = image_folder.read(sources.FileTree(path), 'RGB', image_size=32)
-  if 'test' not in splits:
-    raise FileNotFoundError(f'{path} has train/ but no test/<class>/*.jpg.')
-  info = DatasetInfo(name='cifar10_jpeg', num_classes=len(names),
-                     class_names=tuple(names), image_shape=(32, 32, 3),
-                     mean=CIFAR10_MEAN, std=CIFAR10_STD)
-  report['source'] = path
-  store.write_arrays(info, splits, report, data_dir)
-  return report
+  return path
+
+
+class Cifar10Jpeg(builder_lib.Builder):
+  """CIFAR-10 re-encoded as 32x32 JPEGs (an ImageFolder tree), decoded to uint8."""
+  name = builder_lib.PREFIX + 'cifar10_jpeg'
+  DATASET = 'cifar10_jpeg'
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'First TFDS version (images decoded to raw uint8 tensors).'}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = CIFAR10_JPEG_FILES
+  MEAN, STD = CIFAR10_MEAN, CIFAR10_STD
+
+  def _features(self):
+    return tfds.features.FeaturesDict({'image': builder_lib.image_tensor((32, 32, 3)),
+                                       'label': tfds.features.ClassLabel()})
+
+  def _examples(self, manual_dir):
+    path = _cifar10_jpeg_source(manual_dir)
+    names, items = image_folder.collect(sources.FileTree(path))
+    if 'test' not in items:
+      raise FileNotFoundError(f'{path} has train/ but no test/<class>/*.jpg.')
+    self.info.features['label'].names = list(names)
+    self.report.update(source=path, classes=len(names))
+    return {split: image_folder.decoded(rows, split, names, 'RGB', 32, self.report)
+            for split, rows in items.items()}
 
 
 def load_cifar100(data_dir: Optional[str] = None, verify_checksums: bool = True) -> Dataset:
   """The prepared CIFAR-100: `image`, `label` (fine), `coarse_label`."""
-  return store.load_arrays('cifar100', data_dir, CIFAR100_FILES, verify_checksums)
+  b = reader.open_prepared(Cifar100, data_dir, verify_checksums=verify_checksums)
+  info = reader.dataset_info(b, 'cifar100', (32, 32, 3))
+  return reader.load_resident(b, info, ('image', 'label', 'coarse_label'))
 
 
 def load_cifar10_jpeg(data_dir: Optional[str] = None,
                       verify_checksums: bool = True) -> Dataset:
   """The prepared CIFAR-10 JPEG copy: `image`, `label`."""
-  return store.load_arrays('cifar10_jpeg', data_dir, CIFAR10_JPEG_FILES, verify_checksums)
+  b = reader.open_prepared(Cifar10Jpeg, data_dir, verify_checksums=verify_checksums)
+  return reader.load_resident(b, reader.dataset_info(b, 'cifar10_jpeg', (32, 32, 3)))

@@ -1,76 +1,78 @@
-"""ImageFolder trees (`train/<class>/<image>`, `test/<class>/<image>`) as in-memory arrays.
+"""ImageFolder trees (`train/<class>/<image>`, `test/<class>/<image>`), read for builders.
 
-The layout torchvision's ImageFolder reads, and the one of the CIFAR-10 JPEG copy and the
-HPN authors' prepared ImageNet-200. As there, labels index the sorted class folders of
-the train split, so label numbers agree with the original code. Examples are ordered by
-(class, file name), whatever order the archive lists them in, so preparing the same
-files twice gives the same arrays.
+The layout torchvision's ImageFolder reads, and the one of the CIFAR-10 JPEG copy, the
+HPN authors' prepared ImageNet-200 and a user's own data (`folder.py`). As there, labels
+index the sorted class folders of the train split, so label numbers agree with the
+original code. Examples are ordered by (class, file name), whatever order the archive
+lists them in, so preparing the same files twice gives the same dataset.
 """
 
 import re
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
-import numpy as np
-
+from hyperproto.data import builder as builder_lib
 from hyperproto.data import sources
 
-_FOLDER_RE = re.compile(r'(?:^|/)(train|test)/([^/]+)/([^/]+)$')
+FOLDER_RE = re.compile(r'(?:^|/)(train|test)/([^/]+)/([^/]+)$')
+Item = tuple[str, str, bytes]  # class folder, file name, encoded image
 
 
-def read(tree: sources.FileTree, mode: str, image_size: Optional[int] = None,
-         pattern: re.Pattern = _FOLDER_RE,
-         split_of: Callable[[str], str] = lambda s: s) -> tuple[
-             list[str], dict[str, dict[str, np.ndarray]], dict]:
-  """Decodes an image tree into uint8 arrays.
+def collect(tree: sources.FileTree, pattern: re.Pattern = FOLDER_RE,
+            split_of: Callable[[str], str] = lambda s: s,
+            suffixes: tuple[str, ...] = sources.IMAGE_SUFFIXES
+            ) -> tuple[list[str], dict[str, list[Item]]]:
+  """(sorted class names of train/, {split: items sorted by (class, file name)}).
 
   Args:
     tree: the folder or archive.
-    mode: 'RGB' or 'L'.
-    image_size: resize images of another size to image_size x image_size (counted in
-      the report); None: all images must have the size of the first one.
     pattern: regex with groups (split folder, class, file name) matched at the end of
       each path.
     split_of: maps the split folder name to the split name.
-
-  Returns:
-    (class names, {split: {'image', 'label'}}, report with counts).
+    suffixes: the image files' extensions (lower case).
   """
-  items: dict[str, list[tuple[str, str, bytes]]] = {}
+  items: dict[str, list[Item]] = {}
   for rel, data in tree.walk(lambda r: bool(pattern.search(r))
-                             and r.lower().endswith(sources.IMAGE_SUFFIXES)):
+                             and r.lower().endswith(suffixes)):
     folder, cls, fname = pattern.search(rel).groups()
     items.setdefault(split_of(folder), []).append((cls, fname, data))
   if 'train' not in items:
-    raise FileNotFoundError(
-        f'No images matching train/<class>/<image> (.jpg, .jpeg, .png) in {tree.path}.')
+    raise FileNotFoundError(f'No images matching train/<class>/<image> '
+                            f'({", ".join(suffixes)}) in {tree.path}.')
   class_names = sorted({cls for cls, _, _ in items['train']})
-  index = {c: i for i, c in enumerate(class_names)}
-  report = {'classes': len(class_names), 'resized': 0, 'unreadable': []}
-  splits = {}
   for split, rows in sorted(items.items()):
-    unknown = sorted({cls for cls, _, _ in rows} - set(index))
+    unknown = sorted({cls for cls, _, _ in rows} - set(class_names))
     if unknown:
       raise ValueError(f'{tree.path}: {split}/ has classes with no train/ folder: '
                        f'{unknown[:10]}{" ..." if len(unknown) > 10 else ""}. '
                        'Every test class must also be a training class.')
     rows.sort(key=lambda r: (r[0], r[1]))
-    images, labels = [], []
-    for cls, fname, data in rows:
-      try:
-        image = sources.decode_image(data, mode)
-      except Exception as e:  # pylint: disable=broad-except
-        report['unreadable'].append(f'{split}/{cls}/{fname}: {e}')
-        continue
-      size = image_size or (images[0].shape[0] if images else image.shape[0])
-      if image.shape[:2] != (size, size):
-        if image_size is None:
-          raise ValueError(
-              f'{split}/{cls}/{fname} is {image.shape[1]}x{image.shape[0]}, other images '
-              f'are {size}x{size}: pass an image size to resize all images to.')
-        image = sources.resize_array(image, size)
-        report['resized'] += 1
-      images.append(image)
-      labels.append(index[cls])
-    splits[split] = {'image': np.stack(images), 'label': np.asarray(labels, np.int32)}
-    report[f'{split}_examples'] = len(labels)
-  return class_names, splits, report
+  return class_names, items
+
+
+def decoded(rows: list[Item], split: str, class_names: list[str], mode: str,
+            image_size: Optional[int], report: dict) -> Iterator[tuple[str, dict]]:
+  """(key, {'image': uint8 array, 'label'}) for the readable images of one split.
+
+  image_size: resize images of another size to image_size x image_size (counted in
+  the report as `resized`); None: all images must have the size of the first one.
+  Unreadable files are left out and listed in the report (`unreadable`).
+  """
+  index = {c: i for i, c in enumerate(class_names)}
+  first = None
+  for cls, fname, data in rows:
+    try:
+      image = sources.decode_image(data, mode)
+    except Exception as e:  # pylint: disable=broad-except
+      builder_lib.problem(report, 'unreadable', f'{split}/{cls}/{fname}: {e}')
+      continue
+    size = image_size or first or image.shape[0]
+    first = size
+    if image.shape[:2] != (size, size):
+      if image_size is None:
+        raise ValueError(
+            f'{split}/{cls}/{fname} is {image.shape[1]}x{image.shape[0]}, other images '
+            f'are {size}x{size}: pass an image size to resize all images to.')
+      image = sources.resize_array(image, size)
+      report['resized'] = report.get('resized', 0) + 1
+    yield f'{cls}/{fname}', {'image': image, 'label': index[cls]}
+

@@ -15,10 +15,11 @@ Normalisation: the ImageNet constants, as the original.
 import re
 from typing import Optional
 
-import numpy as np
+import tensorflow_datasets as tfds
 
-from hyperproto.data import image_folder, sources, store
-from hyperproto.data.base import Dataset, DatasetInfo
+from hyperproto.data import builder as builder_lib
+from hyperproto.data import image_folder, reader, sources
+from hyperproto.data.base import Dataset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -37,88 +38,106 @@ ImageNet-200 needs one of these in a folder DIR:
 _TINY_TRAIN = re.compile(r'(?:^|/)(train)/([^/]+)/images/([^/]+)$')
 
 
-def prepare(manual_dir: str, data_dir: Optional[str] = None) -> dict:
-  """Writes `imagenet200` from the authors' ImageFolder tree (or an archive of it)."""
-  path = sources.find_input(
-      manual_dir, ['imagenet200.tar.gz', 'imagenet200.tgz', 'imagenet200.tar',
-                   'imagenet200.zip'], ['imagenet200'], contains='train')
-  if path is None:
-    raise FileNotFoundError(f'No ImageNet-200 ImageFolder in {manual_dir}.\n{FILES}')
-  names, splits, report = image_folder.read(sources.FileTree(path), 'RGB', SIZE)
-  if 'test' not in splits:
-    raise FileNotFoundError(f'{path} has train/ but no test/<class>/ images.\n{FILES}')
-  report['source'] = path
-  _write('imagenet200', tuple(names), splits, report, data_dir)
-  return report
+class _Base(builder_lib.Builder):
+  """ImageNet at 64x64, decoded to raw uint8 tensors."""
+  name = 'hyperproto_imagenet64_base'
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'First TFDS version (images decoded to raw uint8 tensors).'}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = FILES
+  MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
+
+  def _features(self):
+    return tfds.features.FeaturesDict({'image': builder_lib.image_tensor((SIZE, SIZE, 3)),
+                                       'label': tfds.features.ClassLabel()})
+
+  def _split_examples(self, class_names, items):
+    return {split: image_folder.decoded(rows, split, class_names, 'RGB', SIZE, self.report)
+            for split, rows in items.items()}
 
 
-def prepare_tiny(manual_dir: str, data_dir: Optional[str] = None) -> dict:
-  """Writes `tiny_imagenet200` from the raw Tiny-ImageNet-200 release."""
-  path = sources.find_input(manual_dir, ['tiny-imagenet-200.zip'], ['tiny-imagenet-200'],
-                            contains='wnids.txt')
-  if path is None:
-    raise FileNotFoundError(f'No Tiny-ImageNet-200 in {manual_dir}.\n{FILES}')
-  tree = sources.FileTree(path)
-  meta = tree.read_matching({'wnids': r'(^|/)wnids\.txt$', 'words': r'(^|/)words\.txt$',
-                             'val': r'(^|/)val/val_annotations\.txt$'})
-  for key in ('wnids', 'val'):
-    if key not in meta:
-      raise FileNotFoundError(f'{path} has no {key}.txt: is it tiny-imagenet-200?\n{FILES}')
-  wnids = sorted(meta['wnids'][1].decode().split())
-  val_label = {}
-  for line in meta['val'][1].decode().splitlines():
-    if line.strip():
-      fname, wnid = line.split('\t')[:2]
-      val_label[fname] = wnid
-  # Train images as an ImageFolder with an extra `images/` level; val images from the
-  # annotation file (the pattern's class group is the file name, mapped below).
-  names, splits, report = image_folder.read(tree, 'RGB', SIZE, pattern=_TINY_TRAIN)
-  if names != wnids:
-    raise ValueError(f'{path}: train/ has {len(names)} class folders, wnids.txt lists '
-                     f'{len(wnids)}, and they differ: {sorted(set(names) ^ set(wnids))[:10]}')
-  index = {w: i for i, w in enumerate(wnids)}
-  images, labels, unlabelled = [], [], []
-  for rel, data in tree.walk(lambda r: re.search(r'(^|/)val/images/[^/]+$', r) is not None):
-    fname = rel.rsplit('/', 1)[1]
-    if val_label.get(fname) not in index:
-      unlabelled.append(fname)
-      continue
-    image = sources.decode_image(data, 'RGB')
-    if image.shape[:2] != (SIZE, SIZE):
-      image = sources.resize_array(image, SIZE)
-      report['resized'] += 1
-    images.append((fname, image, index[val_label[fname]]))
-  if unlabelled:
-    raise ValueError(f'{path}: {len(unlabelled)} val images have no (known) class in '
-                     f'val_annotations.txt, e.g. {unlabelled[:5]}.')
-  images.sort(key=lambda x: x[0])
-  splits['test'] = {'image': np.stack([x[1] for x in images]),
-                    'label': np.asarray([x[2] for x in images], np.int32)}
-  report['test_examples'] = len(images)
-  words = {}
-  if 'words' in meta:
-    for line in meta['words'][1].decode().splitlines():
-      if '\t' in line:
-        wnid, text = line.split('\t', 1)
-        words[wnid] = text.split(',')[0].strip()
-  report.update(source=path, wnids=wnids)
-  class_names = tuple(words.get(w, w) for w in wnids)
-  _write('tiny_imagenet200', class_names, splits, report, data_dir)
-  return report
+class Imagenet200(_Base):
+  """The HPN authors' ImageNet-200: 200 classes of 64x64 images (an ImageFolder tree)."""
+  name = builder_lib.PREFIX + 'imagenet200'
+  DATASET = 'imagenet200'
+
+  def _examples(self, manual_dir):
+    path = sources.find_input(
+        manual_dir, ['imagenet200.tar.gz', 'imagenet200.tgz', 'imagenet200.tar',
+                     'imagenet200.zip'], ['imagenet200'], contains='train')
+    if path is None:
+      raise FileNotFoundError(f'No ImageNet-200 ImageFolder in {manual_dir}.\n{FILES}')
+    names, items = image_folder.collect(sources.FileTree(path))
+    if 'test' not in items:
+      raise FileNotFoundError(f'{path} has train/ but no test/<class>/ images.\n{FILES}')
+    self.info.features['label'].names = list(names)
+    self.report.update(source=path, classes=len(names), resized=0)
+    return self._split_examples(names, items)
 
 
-def _write(name: str, class_names: tuple, splits: dict, report: dict,
-           data_dir: Optional[str]) -> None:
-  info = DatasetInfo(name=name, num_classes=len(class_names), class_names=class_names,
-                     image_shape=(SIZE, SIZE, 3), mean=IMAGENET_MEAN, std=IMAGENET_STD)
-  store.write_arrays(info, splits, report, data_dir)
+class TinyImagenet200(_Base):
+  """Tiny-ImageNet-200 (the raw release): 200 wnids, 500 train images each; test = its
+  labelled val split."""
+  name = builder_lib.PREFIX + 'tiny_imagenet200'
+  DATASET = 'tiny_imagenet200'
+
+  def _examples(self, manual_dir):
+    path = sources.find_input(manual_dir, ['tiny-imagenet-200.zip'], ['tiny-imagenet-200'],
+                              contains='wnids.txt')
+    if path is None:
+      raise FileNotFoundError(f'No Tiny-ImageNet-200 in {manual_dir}.\n{FILES}')
+    tree = sources.FileTree(path)
+    meta = tree.read_matching({'wnids': r'(^|/)wnids\.txt$', 'words': r'(^|/)words\.txt$',
+                               'val': r'(^|/)val/val_annotations\.txt$'})
+    for key in ('wnids', 'val'):
+      if key not in meta:
+        raise FileNotFoundError(f'{path} has no {key}.txt: is it tiny-imagenet-200?\n'
+                                f'{FILES}')
+    wnids = sorted(meta['wnids'][1].decode().split())
+    val_label = {}
+    for line in meta['val'][1].decode().splitlines():
+      if line.strip():
+        fname, wnid = line.split('\t')[:2]
+        val_label[fname] = wnid
+    # Train images: an ImageFolder with an extra `images/` level.
+    names, items = image_folder.collect(tree, pattern=_TINY_TRAIN)
+    if names != wnids:
+      raise ValueError(f'{path}: train/ has {len(names)} class folders, wnids.txt lists '
+                       f'{len(wnids)}, and they differ: '
+                       f'{sorted(set(names) ^ set(wnids))[:10]}')
+    # Val images, with their class from the annotation file, as the test split.
+    rows, unlabelled = [], []
+    for rel, data in tree.walk(lambda r: re.search(r'(^|/)val/images/[^/]+$', r)
+                               is not None):
+      fname = rel.rsplit('/', 1)[1]
+      if val_label.get(fname) not in wnids:
+        unlabelled.append(fname)
+      else:
+        rows.append((val_label[fname], fname, data))
+    if unlabelled:
+      raise ValueError(f'{path}: {len(unlabelled)} val images have no (known) class in '
+                       f'val_annotations.txt, e.g. {unlabelled[:5]}.')
+    items['test'] = sorted(rows, key=lambda r: r[1])
+    words = {}
+    if 'words' in meta:
+      for line in meta['words'][1].decode().splitlines():
+        if '\t' in line:
+          wnid, text = line.split('\t', 1)
+          words[wnid] = text.split(',')[0].strip()
+    names = [words.get(w, w) for w in wnids]
+    names = [n if names.count(n) == 1 else f'{n} ({w})' for n, w in zip(names, wnids)]
+    self.info.features['label'].names = list(names)
+    self.report.update(source=path, wnids=wnids, resized=0)
+    return self._split_examples(wnids, items)
 
 
 def load(data_dir: Optional[str] = None, verify_checksums: bool = True) -> Dataset:
   """The authors' ImageNet-200 (prepared)."""
-  return store.load_arrays('imagenet200', data_dir, FILES, verify_checksums)
+  b = reader.open_prepared(Imagenet200, data_dir, verify_checksums=verify_checksums)
+  return reader.load_resident(b, reader.dataset_info(b, 'imagenet200', (SIZE, SIZE, 3)))
 
 
 def load_tiny(data_dir: Optional[str] = None, verify_checksums: bool = True) -> Dataset:
   """Tiny-ImageNet-200 (prepared); test = its labelled val split."""
-  return store.load_arrays('tiny_imagenet200', data_dir, FILES, verify_checksums)
+  b = reader.open_prepared(TinyImagenet200, data_dir, verify_checksums=verify_checksums)
+  return reader.load_resident(b, reader.dataset_info(b, 'tiny_imagenet200',
+                                                     (SIZE, SIZE, 3)))

@@ -7,8 +7,8 @@ regression target: the paper's joint classification + regression proof of concep
 paper and the original code give no angle range; the default, +-60 degrees, is the one
 of the embedded digits demo (`digits.py`), so that a 6 never becomes a 9. MNIST digits
 sit in a 20x20 box centred in 28x28, so rotations cut (almost) nothing. Rotating 70,000
-images takes a few seconds, so the result is cached next to the prepared files, keyed
-by (max_angle, data_seed) and the checksum of the images it came from.
+images takes a few seconds, so the result is cached ($HYPERPROTO_CACHE/mnist_rotated),
+keyed by (max_angle, data_seed) and the checksum of the records it came from.
 
 The idx files may be gzip-compressed or not; their checksums are not checked against
 the official downloads (recompressed copies differ), only their headers and sizes.
@@ -19,9 +19,11 @@ import os
 from typing import Optional
 
 import numpy as np
+import tensorflow_datasets as tfds
 from scipy import ndimage
 
-from hyperproto.data import sources, store
+from hyperproto.data import builder as builder_lib
+from hyperproto.data import reader, sources
 from hyperproto.data.base import Dataset, DatasetInfo
 
 MEAN, STD = (0.1307,), (0.3081,)
@@ -49,10 +51,8 @@ def _find(manual_dir: str, stem: str) -> str:
                           f'{FILES}')
 
 
-def prepare(manual_dir: str, data_dir: Optional[str] = None) -> dict:
-  """Writes the prepared `mnist` from the idx files in `manual_dir`."""
+def _read(manual_dir: str, report: dict) -> dict[str, dict[str, np.ndarray]]:
   arrays: dict[str, dict[str, np.ndarray]] = {'train': {}, 'test': {}}
-  report = {}
   for (split, field), stem in _FILES.items():
     path = _find(manual_dir, stem)
     with open(path, 'rb') as f:
@@ -65,20 +65,43 @@ def prepare(manual_dir: str, data_dir: Optional[str] = None) -> dict:
     if len(a['image']) != len(a['label']):
       raise ValueError(f'MNIST {split}: {len(a["image"])} images but {len(a["label"])} '
                        'labels; the files do not belong together.')
+    if a['image'].shape[1:] != (28, 28, 1):
+      raise ValueError(f'MNIST {split}: images of shape {a["image"].shape[1:3]}; '
+                       'expected 28x28.')
     if a['label'].max() > 9:
       raise ValueError(f'MNIST {split}: labels up to {a["label"].max()}; expected 0-9.')
-    report[f'{split}_examples'] = len(a['label'])
-  info = DatasetInfo(name='mnist', num_classes=10,
-                     class_names=tuple(str(c) for c in range(10)),
-                     image_shape=tuple(arrays['train']['image'].shape[1:]),
-                     mean=MEAN, std=STD)
-  store.write_arrays(info, arrays, report, data_dir)
-  return report
+  return arrays
 
 
-def load(data_dir: Optional[str] = None, verify_checksums: bool = True) -> Dataset:
+class Mnist(builder_lib.Builder):
+  """MNIST (LeCun et al. 1998): 60,000 / 10,000 28x28 grey digits, from the idx files."""
+  name = builder_lib.PREFIX + 'mnist'
+  DATASET = 'mnist'
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'First TFDS version (images as raw uint8 tensors).'}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = FILES
+  HOMEPAGE = 'http://yann.lecun.com/exdb/mnist/'
+  MEAN, STD = MEAN, STD
+
+  def _features(self):
+    return tfds.features.FeaturesDict({
+        'image': builder_lib.image_tensor((28, 28, 1)),
+        'label': tfds.features.ClassLabel(names=[str(c) for c in range(10)])})
+
+  def _examples(self, manual_dir):
+    return {split: builder_lib.rows(arrays)
+            for split, arrays in _read(manual_dir, self.report).items()}
+
+
+def _open(data_dir: Optional[str], verify_checksums: bool) -> tfds.core.DatasetBuilder:
+  return reader.open_prepared(Mnist, data_dir, verify_checksums=verify_checksums)
+
+
+def load(data_dir: Optional[str] = None, verify_checksums: bool = True,
+         _builder: Optional[tfds.core.DatasetBuilder] = None) -> Dataset:
   """The prepared MNIST: `image` (N, 28, 28, 1) uint8 and `label`."""
-  return store.load_arrays('mnist', data_dir, FILES, verify_checksums)
+  b = _builder or _open(data_dir, verify_checksums)
+  return reader.load_resident(b, reader.dataset_info(b, 'mnist', (28, 28, 1)))
 
 
 def rotate(images: np.ndarray, angles: np.ndarray) -> np.ndarray:
@@ -97,15 +120,18 @@ def load_rotated(data_dir: Optional[str] = None, max_angle: float = 60.0,
   """Rotated MNIST with the angle (degrees) as `target`, cached after the first call."""
   if not 0.0 < max_angle <= 180.0:
     raise ValueError(f'max_angle must be in (0, 180] degrees, got {max_angle}.')
-  base = load(data_dir, verify_checksums)
-  root, meta = store.read_meta('mnist', data_dir, FILES, kind='arrays')
+  b = _open(data_dir, verify_checksums)
+  base = load(_builder=b)
+  files = reader.metadata(b)['files']
+  cache_dir = builder_lib.cache_dir('mnist_rotated')
   rng = np.random.default_rng([data_seed, 1])
   splits = {}
   for split in ('train', 'test'):
     arrays = base.splits[split]
     angles = rng.uniform(-max_angle, max_angle, len(arrays['label'])).astype(np.float32)
-    digest = meta['splits'][split]['files']['image']['sha256'][:16]
-    cache = os.path.join(root, f'rotated_{split}_a{max_angle:g}_s{data_seed}_{digest}.npy')
+    digest = builder_lib.digest_of(
+        [v['sha256'] for k, v in sorted(files.items()) if f'-{split}.' in k])[:16]
+    cache = os.path.join(cache_dir, f'{split}_a{max_angle:g}_s{data_seed}_{digest}.npy')
     if os.path.exists(cache):
       images = np.load(cache)
     else:

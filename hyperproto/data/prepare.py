@@ -1,56 +1,65 @@
-r"""Prepares a dataset, offline, from files the user already has.
+r"""Prepares a dataset, offline, from files the user already has, into a TFDS data dir.
 
   python -m hyperproto.data.prepare --dataset=cifar100 --manual_dir=~/Downloads \
-      [--data_dir=~/hyperproto_data]
+      [--data_dir=~/tensorflow_datasets] [--overwrite]
+  python -m hyperproto.data.prepare --dataset=folder --manual_dir=DIR --name=my_birds
 
 Nothing is downloaded: --manual_dir holds the original files (archives packed or
-unpacked; see `--dataset=NAME --helpfiles` or the README for what each dataset needs),
-and the prepared copy goes to <data_dir>/<NAME>/ (format: `store.py`). The prepare
-report (counts of examples, and of any bad rows or files that were left out) is printed
-and kept in <data_dir>/<NAME>/info.json.
+unpacked; `--dataset=NAME --helpfiles` prints what each dataset needs). Every dataset is
+a TFDS builder of ours (`builder.py`), prepared in `array_record` format into
+<data_dir>/hyperproto_<NAME>/<version>/ (--data_dir, else $TFDS_DATA_DIR, else
+~/tensorflow_datasets) without TensorFlow. The prepare report (counts of examples, and
+of the bad rows or files that were left out) is printed and kept in the dataset's
+metadata.json.
+
+(TFDS's own `tfds build` command imports TensorFlow at start-up, even for builders that
+need none, so it cannot prepare these on a machine without TF; this command can.)
 """
 
 import json
 import os
-from typing import Callable, Optional
+from typing import Optional
 
 from absl import app
 from absl import flags
 
-from hyperproto.data import cifar, cub, imagenet200, mnist, omniart, store
+from hyperproto.data import builder as builder_lib
+from hyperproto.data import cifar, cub, folder, imagenet200, mnist, omniart
 
-# name -> (prepare(manual_dir, data_dir) -> report, what to obtain)
-PREPARERS: dict[str, tuple[Callable[..., dict], str]] = {
-    'mnist': (mnist.prepare, mnist.FILES),  # also serves mnist_rotated
-    'cifar10_jpeg': (cifar.prepare_cifar10_jpeg, cifar.CIFAR10_JPEG_FILES),
-    'cifar100': (cifar.prepare_cifar100, cifar.CIFAR100_FILES),
-    'imagenet200': (imagenet200.prepare, imagenet200.FILES),
-    'tiny_imagenet200': (imagenet200.prepare_tiny, imagenet200.FILES),
-    'cub': (cub.prepare, cub.FILES),
-    'omniart': (omniart.prepare, omniart.FILES),
-}
+BUILDERS: dict[str, type] = {b.DATASET: b for b in (
+    mnist.Mnist, cifar.Cifar10Jpeg, cifar.Cifar100, imagenet200.Imagenet200,
+    imagenet200.TinyImagenet200, cub.CaltechBirds2011, omniart.Omniart, folder.Folder)}
 ALIASES = {'mnist_rotated': 'mnist', 'caltech_birds2011': 'cub'}
 
 
 def prepare(dataset: str, manual_dir: str, data_dir: Optional[str] = None,
-            **kwargs) -> dict:
-  """Prepares `dataset`; returns the report (also stored in info.json)."""
-  name = ALIASES.get(dataset, dataset)
-  if name not in PREPARERS:
+            name: Optional[str] = None, overwrite: bool = False, **kwargs) -> dict:
+  """Prepares `dataset` (for `folder`, under `name`); returns the report, which is
+  also kept in the dataset's metadata.json."""
+  key = ALIASES.get(dataset, dataset)
+  if key not in BUILDERS:
     raise ValueError(f'Unknown dataset {dataset!r}; use one of '
-                     f'{sorted(PREPARERS) + sorted(ALIASES)}.')
-  fn, _ = PREPARERS[name]
-  return fn(manual_dir, data_dir, **kwargs)
+                     f'{sorted(BUILDERS) + sorted(ALIASES)}.')
+  if key == 'folder':
+    kwargs.update(folder.prepare_kwargs(manual_dir, name))
+  elif name:
+    raise ValueError(f'--name is for --dataset=folder; {dataset} has its own name.')
+  path, report = builder_lib.prepare(BUILDERS[key], os.path.expanduser(manual_dir),
+                                     data_dir, overwrite=overwrite, **kwargs)
+  return dict(report, prepared=path)
 
 
 def _define_flags() -> None:
   """The command-line flags (defined only when run as a program, so that importing
   `prepare` as a library defines none)."""
-  flags.DEFINE_enum('dataset', None, sorted(PREPARERS) + sorted(ALIASES),
+  flags.DEFINE_enum('dataset', None, sorted(BUILDERS) + sorted(ALIASES),
                     'Dataset to prepare.')
   flags.DEFINE_string('manual_dir', None, 'Folder holding the original files.')
-  flags.DEFINE_string('data_dir', None, 'Where to write the prepared dataset '
-                      f'(default: ${store.ENV_VAR}, else ~/hyperproto_data).')
+  flags.DEFINE_string('data_dir', None, 'The TFDS data directory to prepare into '
+                      f'(default: ${builder_lib.ENV_VAR}, else ~/tensorflow_datasets).')
+  flags.DEFINE_string('name', None, '--dataset=folder only: the name to train it by '
+                      '(--config.data.name=folder:NAME).')
+  flags.DEFINE_bool('overwrite', False, 'Replace a prepared copy of the same version.')
   flags.DEFINE_enum('source_format', 'auto', ['auto', 'python', 'binary'],
                     'cifar100 only: which archive to read.')
   flags.DEFINE_bool('helpfiles', False, 'Print which files --dataset needs, and stop.')
@@ -61,18 +70,23 @@ def main(argv):
   f = flags.FLAGS
   if not f.dataset:
     raise app.UsageError('--dataset is required.')
-  name = ALIASES.get(f.dataset, f.dataset)
+  key = ALIASES.get(f.dataset, f.dataset)
   if f.helpfiles or not f.manual_dir:
-    print(PREPARERS[name][1].strip())
+    print(BUILDERS[key].MANUAL_DOWNLOAD_INSTRUCTIONS.strip())
     if not f.helpfiles:
       raise app.UsageError('--manual_dir is required (the folder holding those files).')
     return
-  kwargs = {'source_format': f.source_format} if name == 'cifar100' else {}
-  report = prepare(name, os.path.expanduser(f.manual_dir), f.data_dir, **kwargs)
+  kwargs = {'source_format': f.source_format} if key == 'cifar100' else {}
+  report = prepare(key, f.manual_dir, f.data_dir, name=f.name, overwrite=f.overwrite,
+                   **kwargs)
   print(json.dumps(report, indent=1, default=str))
-  data_dir = store.default_data_dir(f.data_dir)
-  print(f'Prepared {name!r} in {store.dataset_dir(name, data_dir)}; load it with '
-        f'hyperproto.data.load({f.dataset!r}, data_dir={data_dir!r}).')
+  data_dir = builder_lib.default_data_dir(f.data_dir)
+  train_name = f'folder:{f.name}' if key == 'folder' else f.dataset
+  print(f'Prepared {train_name!r} in {report["prepared"]}.\nTrain on it with '
+        f'--config.data.name={train_name}'
+        + ('' if data_dir == builder_lib.default_data_dir() else
+           f' --config.data.kwargs.data_dir={data_dir}') + ', or load it with '
+        f'hyperproto.data.load({train_name!r}, data_dir={data_dir!r}).')
 
 
 if __name__ == '__main__':

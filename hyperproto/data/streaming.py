@@ -1,14 +1,15 @@
 """Streaming input for large images (CUB, OmniArt at 224): decode + augment on the host.
 
 These datasets do not fit on the device as uint8 arrays at 224x224 after augmentation,
-so each batch is decoded from the stored JPEG bytes (`store.JpegRecords`) by a pool of
-threads (PIL releases the GIL while decoding and resizing), a few batches ahead of the
-consumer.
+so each batch is read from the prepared TFDS dataset (`tfds.data_source`, the images'
+encoded bytes) and decoded and augmented by grain, in worker processes
+(`num_workers`; 0 decodes in this process, on grain's threads), a few batches ahead of
+the consumer.
 
 Exactness. Batch `step` is a pure function of (seed, step): the epoch's order is a
-permutation drawn from (seed, epoch), exactly as the in-memory `Dataset`, and the crop and
-flip of the example at global position `p` of the batch come from a generator seeded by
-(seed, step, p). So a run resumed at any step gets the very batches it would have had,
+permutation drawn from (seed, epoch) (numpy's generator, so the workers need no JAX),
+and the crop and flip of the example at global position `p` of the batch come from a
+generator seeded by (seed, step, p). So a run resumed at any step gets the very batches it would have had,
 with no iterator state to checkpoint, and a multi-host run (process `i` of `n` takes
 positions [i*b/n, (i+1)*b/n) of each global batch of b) sees the same global batch as a
 single host.
@@ -23,19 +24,19 @@ Crop and resize are one PIL `resize(box=...)` (bilinear, antialiased like torchv
 PIL path).
 """
 
-import collections
-import concurrent.futures
+import functools
 import io
 import math
 import os
 from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
+import tensorflow_datasets as tfds
+from absl import flags
 from PIL import Image
 
-from hyperproto.data import store
 from hyperproto.data import base
-from hyperproto.data.base import DatasetInfo, epoch_permutation
+from hyperproto.data.base import DatasetInfo
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom (pixels)
 
@@ -79,7 +80,7 @@ def transform(data: bytes, size: int, rng: Optional[np.random.Generator],
   """Decodes an image and crops it: random (RandomResizedCrop, and a flip with
   probability 1/2 if `flip`) when `rng` is given, else the centre crop."""
   with Image.open(io.BytesIO(data)) as img:
-    img = img.convert('RGB')
+    img = img.convert('RGB')  # (The box of a crop is in full-size pixels: no draft.)
     if rng is None:
       box, do_flip = centre_crop_box(*img.size, size, resize), False
     else:
@@ -89,120 +90,136 @@ def transform(data: bytes, size: int, rng: Optional[np.random.Generator],
   return out[:, ::-1] if do_flip else out
 
 
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+  """The order of an epoch of a streamed split: drawn from (seed, epoch) only."""
+  return np.random.default_rng([seed, 2, epoch]).permutation(n)
+
+
+class _Loader:
+  """Reads and transforms the examples of one batch; runs in grain's workers.
+
+  Picklable (a path and numbers): each worker opens the prepared dataset itself, once.
+  Its input is a batch spec, (dataset indices, crop seeds or None, flip flags), with
+  index -1 for padding.
+  """
+
+  def __init__(self, path: str, split: str, image_key: str, keys: dict[str, str],
+               image_size: int, resize_size: int):
+    self.path, self.split, self.image_key, self.keys = path, split, image_key, keys
+    self.image_size, self.resize_size = image_size, resize_size
+    self._source = None
+
+  def source(self):
+    if self._source is None:
+      b = tfds.builder_from_directory(self.path)
+      self._source = b.as_data_source(
+          self.split, decoders={self.image_key: tfds.decode.SkipDecoding()})
+    return self._source
+
+  def __call__(self, spec: tuple) -> dict[str, np.ndarray]:
+    indices, seeds, flips = spec
+    real = [int(i) for i in indices if i >= 0]
+    records = iter(self.source().__getitems__(real) if real else [])
+    size = self.image_size
+    images = np.zeros((len(indices), size, size, 3), np.uint8)
+    fields = {ours: np.zeros(len(indices), np.float32 if ours == 'target' else np.int32)
+              for ours in self.keys.values()}
+    for j, i in enumerate(indices):
+      if i < 0:
+        continue
+      record = next(records)
+      rng = None if seeds[j] is None else np.random.default_rng(seeds[j])
+      images[j] = transform(record[self.image_key], size, rng, flips[j], self.resize_size)
+      for stored, ours in self.keys.items():
+        fields[ours][j] = record[stored]
+    return dict(fields, image=images)
+
+
 class StreamingDataset:
-  """A prepared large-image dataset, decoded and augmented batch by batch.
+  """A prepared large-image dataset, decoded and augmented batch by batch with grain.
 
   Same interface as the in-memory `Dataset` where it can be (`info`, `num_examples`,
   `steps_per_epoch`, `train_batch`, `eval_batches`), plus `train_batches`, a prefetching
   iterator from any step, for this process's share of each global batch.
   """
 
-  def __init__(self, info: DatasetInfo, records: dict[str, store.JpegRecords],
-               indices: Optional[dict[str, np.ndarray]] = None, image_size: int = 224,
+  def __init__(self, info: DatasetInfo, path: str, split_sizes: dict[str, int],
+               indices: Optional[dict[str, np.ndarray]] = None, image_key: str = 'image',
+               keys: Optional[dict[str, str]] = None, image_size: int = 224,
                resize_size: int = 256, faithful_random_eval: bool = False,
                eval_flip: bool = False, num_workers: Optional[int] = None,
-               prefetch: int = 2):
+               prefetch: int = 2, ids: Optional[Any] = None):
     """Args:
       info: what the trainer needs to know; image_shape is (image_size, image_size, 3).
-      records: the stored images (and label / target fields) of each split.
+      path: the prepared TFDS version directory.
+      split_sizes: the number of records of each split.
       indices: for each split, which records it uses, in order (default: all).
+      image_key: the encoded image feature.
+      keys: the numeric features to batch, {stored name: our name} (default: label).
       image_size, resize_size: output side; eval resizes the shorter side to
         resize_size before the centre crop.
       faithful_random_eval: evaluate on random crops, as the original code did.
       eval_flip: with faithful_random_eval, also flip (the original's OmniArt did, its
         CUB did not).
-      num_workers: decoding threads (default: the number of CPUs).
-      prefetch: batches decoded ahead of the consumer.
+      num_workers: grain worker processes decoding batches (default: the number of
+        CPUs, but 0 on a machine with at most 2); 0 decodes in this process.
+      prefetch: batches decoded ahead of the consumer, per worker.
+      ids: a function (split -> the stored id of each record), for `example_ids`.
     """
-    self.info = info
-    self.records = records
-    self.indices = {s: (np.arange(len(r)) if indices is None or s not in indices
-                        else np.asarray(indices[s])) for s, r in records.items()}
+    self.info, self.path = info, path
+    self.indices = {s: (np.arange(n) if indices is None or s not in indices
+                        else np.asarray(indices[s])) for s, n in split_sizes.items()}
+    self.image_key, self.keys = image_key, dict(keys or {'label': 'label'})
     self.image_size, self.resize_size = image_size, resize_size
     self.faithful_random_eval, self.eval_flip = faithful_random_eval, eval_flip
-    self.num_workers = num_workers or os.cpu_count() or 1
+    cpus = os.cpu_count() or 1
+    self.num_workers = (cpus if cpus > 2 else 0) if num_workers is None else num_workers
     self.prefetch = prefetch
+    self._ids = ids
 
-  def _split(self, split: str) -> store.JpegRecords:
-    if split not in self.records:
+  def _split(self, split: str) -> np.ndarray:
+    if split not in self.indices:
       raise ValueError(f'Dataset {self.info.name!r} has no split {split!r}; it has '
-                       f'{sorted(self.records)}.')
-    return self.records[split]
+                       f'{sorted(self.indices)}.')
+    return self.indices[split]
 
   def num_examples(self, split: str) -> int:
-    self._split(split)
-    return len(self.indices[split])
+    return len(self._split(split))
 
   def steps_per_epoch(self, split: str, batch_size: int) -> int:
     return base.steps_per_epoch(self.info.name, split, self.num_examples(split), batch_size)
 
-  # --- Example specs: (split, dataset position or -1 for padding, rng seed, flip) ---
+  # --- Batch specs: (record indices, crop seeds, flips); -1 / None for padding ---
 
-  def _fields(self, split: str, positions: Sequence[int]) -> dict[str, np.ndarray]:
-    records = self._split(split)
-    idx = self.indices[split][np.maximum(np.asarray(positions, np.int64), 0)]
-    real = np.asarray(positions) >= 0
-    out = {}
-    for name, values in records.fields.items():
-      if values.dtype.kind in 'iuf':  # skip string ids etc.
-        out[name] = np.where(real, values[idx], 0).astype(values.dtype)
-    return out
-
-  def _image(self, split: str, position: int, seed: Optional[Sequence[int]],
-             flip: bool) -> np.ndarray:
-    if position < 0:
-      return np.zeros((self.image_size, self.image_size, 3), np.uint8)
-    data = self.records[split][int(self.indices[split][position])]
-    rng = None if seed is None else np.random.default_rng(seed)
-    return transform(data, self.image_size, rng, flip, self.resize_size)
-
-  def _train_specs(self, split: str, step: int, batch_size: int, seed: int,
-                   process_index: int, process_count: int) -> list[tuple]:
-    if batch_size % process_count:
-      raise ValueError(f'The global batch size {batch_size} is not a multiple of the '
-                       f'{process_count} processes.')
-    per_epoch = self.steps_per_epoch(split, batch_size)
-    epoch, pos = divmod(int(step), per_epoch)
-    perm = epoch_permutation(seed, epoch, self.num_examples(split))
-    local = batch_size // process_count
-    first = process_index * local
-    chosen = perm[pos * batch_size + first:pos * batch_size + first + local]
-    return [(split, int(i), (seed, 0, int(step), first + j), True)
-            for j, i in enumerate(chosen)]
-
-  def _eval_specs(self, split: str, batch: int, batch_size: int, seed: int,
-                  process_index: int, process_count: int) -> list[tuple]:
-    if batch_size % process_count:
-      raise ValueError(f'The global eval batch size {batch_size} is not a multiple of '
-                       f'the {process_count} processes.')
+  def _eval_spec(self, split: str, batch: int, batch_size: int, seed: int,
+                 process_index: int, process_count: int) -> tuple:
     n, local = self.num_examples(split), batch_size // process_count
     start = batch * batch_size + process_index * local
-    return [(split, i if i < n else -1,
-             (seed, 1, i) if self.faithful_random_eval else None, self.eval_flip)
-            for i in range(start, start + local)]
+    positions = range(start, start + local)
+    return ([int(self.indices[split][i]) if i < n else -1 for i in positions],
+            [(seed, 1, i) if self.faithful_random_eval else None for i in positions],
+            [self.eval_flip] * local)
 
-  def _assemble(self, specs: list[tuple], images: list[np.ndarray]) -> dict:
-    split = specs[0][0]
-    batch = self._fields(split, [s[1] for s in specs])
-    batch['image'] = np.stack(images)
-    return batch
+  def _check(self, batch_size: int, process_count: int, what: str) -> None:
+    if batch_size % process_count:
+      raise ValueError(f'The global {what} {batch_size} is not a multiple of the '
+                       f'{process_count} processes.')
 
-  def _run(self, spec_iter: Iterator[list[tuple]]) -> Iterator[dict]:
-    """Decodes the examples of each batch in the thread pool, `prefetch` batches
-    ahead, and yields the batches in order."""
-    pool = concurrent.futures.ThreadPoolExecutor(self.num_workers)
-    queue = collections.deque()
-    try:
-      for specs in spec_iter:
-        queue.append((specs, [pool.submit(self._image, *s) for s in specs]))
-        if len(queue) > self.prefetch:
-          specs, futures = queue.popleft()
-          yield self._assemble(specs, [f.result() for f in futures])
-      while queue:
-        specs, futures = queue.popleft()
-        yield self._assemble(specs, [f.result() for f in futures])
-    finally:
-      pool.shutdown(wait=False, cancel_futures=True)
+  def _run(self, split: str, specs) -> Iterator[dict]:
+    """The batches of `specs` (a grain MapDataset of batch specs), in order, decoded in
+    `num_workers` processes (or in this process on grain's threads)."""
+    import grain  # pylint: disable=g-import-not-at-top
+    loader = _Loader(self.path, split, self.image_key, self.keys, self.image_size,
+                     self.resize_size)
+    threads = max(1, min(4, os.cpu_count() or 1))
+    ds = specs.map(loader).to_iter_dataset(grain.ReadOptions(
+        num_threads=threads, prefetch_buffer_size=threads + self.prefetch))
+    if self.num_workers:
+      if not flags.FLAGS.is_parsed():  # grain's workers read absl flags.
+        flags.FLAGS.mark_as_parsed()
+      ds = ds.mp_prefetch(grain.MultiprocessingOptions(
+          num_workers=self.num_workers, per_worker_buffer_size=self.prefetch))
+    return iter(ds)
 
   # --- Public batching ---
 
@@ -210,18 +227,18 @@ class StreamingDataset:
                     process_index: int = 0, process_count: int = 1,
                     num_steps: Optional[int] = None) -> Iterator[dict]:
     """This process's share (batch_size // process_count examples) of the global
-    batches of steps start_step, start_step + 1, ... (forever, or num_steps of them):
-    `image` uint8 (b, size, size, 3) augmented, `label`, and `target` if any."""
-    def specs():
-      step = start_step
-      while num_steps is None or step < start_step + num_steps:
-        yield self._train_specs(split, step, batch_size, seed, process_index,
-                                process_count)
-        step += 1
-    return self._run(specs())
+    batches of steps start_step, start_step + 1, ... (num_steps of them, or without
+    end): `image` uint8 (b, size, size, 3) augmented, `label`, and `target` if any."""
+    import grain  # pylint: disable=g-import-not-at-top
+    self._check(batch_size, process_count, 'batch size')
+    self.steps_per_epoch(split, batch_size)  # A clear error if there is no full batch.
+    stop = start_step + (num_steps if num_steps is not None else 1 << 40)
+    specs = grain.MapDataset.range(start_step, stop).map(_TrainSpec(
+        self._split(split), batch_size, seed, process_index, process_count))
+    return self._run(split, specs)
 
   def train_batch(self, split: str, step: int, batch_size: int, seed: int) -> dict:
-    """The whole global batch of one step (as `Dataset.train_batch`; no prefetch)."""
+    """The whole global batch of one step (as `Dataset.train_batch`)."""
     return next(self.train_batches(split, step, batch_size, seed, num_steps=1))
 
   def eval_batches(self, split: str, batch_size: int, process_index: int = 0,
@@ -229,30 +246,37 @@ class StreamingDataset:
     """The split in order, in ceil(n / batch_size) global batches, the last padded with
     zeros; `mask` is 1 for real examples. Every process gets the same number of
     batches, and each example is in exactly one process's share of one batch."""
-    num_batches = -(-self.num_examples(split) // batch_size)
-    specs = [self._eval_specs(split, b, batch_size, seed, process_index, process_count)
-             for b in range(num_batches)]
-    for batch_specs, batch in zip(specs, self._run(iter(specs))):
-      batch['mask'] = np.asarray([s[1] >= 0 for s in batch_specs], np.float32)
+    import grain  # pylint: disable=g-import-not-at-top
+    self._check(batch_size, process_count, 'eval batch size')
+    specs = [self._eval_spec(split, b, batch_size, seed, process_index, process_count)
+             for b in range(-(-self.num_examples(split) // batch_size))]
+    for spec, batch in zip(specs, self._run(split, grain.MapDataset.source(specs))):
+      batch['mask'] = (np.asarray(spec[0]) >= 0).astype(np.float32)
       yield batch
 
   def example_ids(self, split: str) -> Optional[np.ndarray]:
     """The stored `id` of each example of the split, in order, where there is one."""
-    ids = self._split(split).fields.get('id')
-    return None if ids is None else ids[self.indices[split]]
+    return None if self._ids is None else np.asarray(self._ids(split))[self._split(split)]
 
 
-def load(name: str, data_dir: Optional[str], how_to_prepare: str,
-         keep: Optional[dict[str, np.ndarray]] = None, verify_checksums: bool = False,
-         **kwargs: Any) -> StreamingDataset:
-  """Opens a prepared JPEG-record dataset. `keep[split]` (bool per record) selects
-  records; sizes are always checked, SHA-256 only with verify_checksums (it reads every
-  byte)."""
-  root, meta = store.read_meta(name, data_dir, how_to_prepare, kind='jpeg_records')
-  records = {s: store.JpegRecords(root, e, verify_checksums)
-             for s, e in meta['splits'].items()}
-  info = store.info_from_json(meta['info'])
-  size = kwargs.get('image_size', 224)
-  info = DatasetInfo(**{**store.info_to_json(info), 'image_shape': (size, size, 3)})
-  indices = None if keep is None else {s: np.flatnonzero(k) for s, k in keep.items()}
-  return StreamingDataset(info, records, indices, **kwargs)
+class _TrainSpec:
+  """step -> the batch spec of this process's share of the global batch of `step`
+  (picklable: it runs in grain's workers)."""
+
+  def __init__(self, indices: np.ndarray, batch_size: int, seed: int, process_index: int,
+               process_count: int):
+    self.indices, self.batch_size, self.seed = indices, batch_size, seed
+    self.local = batch_size // process_count
+    self.first = process_index * self.local
+
+  @functools.lru_cache(maxsize=2)
+  def permutation(self, epoch: int) -> np.ndarray:
+    return epoch_permutation(self.seed, epoch, len(self.indices))
+
+  def __call__(self, step: int) -> tuple:
+    epoch, pos = divmod(int(step), len(self.indices) // self.batch_size)
+    start = pos * self.batch_size + self.first
+    chosen = self.permutation(epoch)[start:start + self.local]
+    return (self.indices[chosen],
+            [(self.seed, 0, int(step), self.first + j) for j in range(self.local)],
+            [True] * self.local)
