@@ -394,7 +394,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                        f'the device; {info.name} augments while decoding: set '
                        f'data.augment=none.')
     batches = dataset.train_batches(train_split, start_step, config.batch_size,
-                                    config.seed, jax.process_index(), jax.process_count())
+                                    config.seed, jax.process_index(), jax.process_count(),
+                                    num_steps=num_steps - start_step)
     train_fn = parallel.map_step(functools.partial(train_step, **step_kwargs), mesh,
                                  kind=config.parallel, donate_argnums=(0,))
     next_input = lambda: parallel.batch_to_devices(next(batches), mesh, config.parallel,
