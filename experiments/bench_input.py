@@ -1,15 +1,22 @@
 r"""Input pipeline throughput next to the train step's consumption rate, on this machine.
 
-Measures, in examples per second (host only, no device transfer):
-- `arrays/<name>`: the in-memory `Dataset.train_batch` (per-epoch permutation + gather)
-  on prepared real data: MNIST and the CIFAR-10 JPEG copy (prepared first, into
-  --data_dir, if they are not there yet);
-- `stream/train`, `stream/eval`: the streaming 224 pipeline (decode + RandomResizedCrop
-  + flip / centre crop, thread pool + prefetch) on a synthetic folder of JPEGs it writes
-  (--stream_images of them, 500x375 like CUB's, in /tmp), for several worker counts;
-- `train_step/...`: what the trainer's compiled `train_step` consumes, for the digits CNN
-  (the only backbone on main when this was written) at 32x32x3 (batch 128) and at
-  224x224x3 (batch 16), on this machine's default JAX device.
+Measures (host only, no device transfer):
+- `whole_split/{raw,png}_*`: a CIFAR-100-sized split (50,000 32x32x3 uint8, 100
+  classes, random pixels) prepared by a TFDS builder into array_record, once with the
+  image as a raw uint8 `Tensor` feature stored as bytes (what our small-image builders
+  use) and once as a PNG `Image` feature, then read whole into host memory with
+  `tfds.data_source` (the target: <= 5 s on 2 cores): prepare seconds, read seconds, MB;
+- `load/<name>_seconds`, `arrays/<name>`: prepared real data (MNIST and the CIFAR-10
+  JPEG copy, prepared first into --data_dir if they are not there): `data.load` time,
+  and the in-memory `Dataset.train_batch` (permutation + gather) in examples/s;
+- `stream/train_224_workers{N}`, `stream/eval_224_workers{N}`: the streaming 224
+  pipeline (JPEG decode + RandomResizedCrop + flip / resize + centre crop) through
+  grain with N worker processes (0: in this process, on grain's threads), on a
+  synthetic image folder of --stream_images 500x375 JPEGs (CUB-like sizes) prepared
+  with the `folder` builder; and `stream/predicted_train_224_16_cores`: the best
+  per-worker rate times 16 (a prediction for a 16-core GPU host: measure it there);
+- `train_step/...`: what the trainer's compiled `train_step` consumes, for the digits
+  CNN at 32x32x3 (batch 128) and at 224x224x3 (batch 16), on JAX's default device.
 
   python experiments/bench_input.py --mnist_dir=../shared/data/mnist \
       --cifar10_dir=../shared/data/cifar10_jpeg --data_dir=/tmp/hyperproto_bench
@@ -20,6 +27,7 @@ Prints one JSON object. Missing real data is reported and skipped, not faked.
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -27,21 +35,27 @@ import time
 from absl import app
 from absl import flags
 import numpy as np
+import tensorflow_datasets as tfds
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from hyperproto import data as data_lib
-from hyperproto.data import prepare, store, streaming
+from hyperproto.data import builder as builder_lib
+from hyperproto.data import prepare, reader
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 _MNIST = flags.DEFINE_string('mnist_dir', '../shared/data/mnist', 'MNIST idx files.')
 _CIFAR10 = flags.DEFINE_string('cifar10_dir', '../shared/data/cifar10_jpeg',
                                'Folder with the CIFAR-10 JPEG archive.')
 _DATA_DIR = flags.DEFINE_string('data_dir', '/tmp/hyperproto_bench', 'Prepared data.')
+_SPLIT = flags.DEFINE_integer('split_examples', 50_000, 'Examples of the whole-split '
+                              'benchmark (CIFAR-100: 50,000).')
 _STREAM_IMAGES = flags.DEFINE_integer('stream_images', 256, 'Synthetic JPEGs to write.')
-_WORKERS = flags.DEFINE_list('workers', ['1', '2', '4'], 'Decoding threads to try.')
+_WORKERS = flags.DEFINE_list('workers', ['0', '1', '2'], 'grain worker processes to try.')
 _SECONDS = flags.DEFINE_float('seconds', 5.0, 'Time budget per measurement.')
+_PARTS = flags.DEFINE_list('parts', ['whole_split', 'arrays', 'stream', 'train_step'],
+                           'Which measurements to make.')
 
 
 def _rate(fn, batch_size: int, seconds: float) -> float:
@@ -54,61 +68,111 @@ def _rate(fn, batch_size: int, seconds: float) -> float:
   return round(n * batch_size / (time.perf_counter() - start), 1)
 
 
+class _Split(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """A CIFAR-100-sized split of random pixels (raw tensors or PNG, by config)."""
+  VERSION = tfds.core.Version('1.0.0')
+  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name='raw'),
+                     tfds.core.BuilderConfig(name='png')]
+
+  def _info(self):
+    image = (builder_lib.image_tensor((32, 32, 3)) if self.builder_config.name == 'raw'
+             else tfds.features.Image(shape=(32, 32, 3)))
+    return tfds.core.DatasetInfo(builder=self, disable_shuffling=True,
+                                 features=tfds.features.FeaturesDict({
+                                     'image': image,
+                                     'label': tfds.features.ClassLabel(num_classes=100)}))
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    return {'train': self._generate_examples()}
+
+  def _generate_examples(self):
+    rng = np.random.default_rng(0)
+    for i in range(_SPLIT.value):
+      image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+      if self.builder_config.name == 'png':
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, 'PNG')
+        image = buf.getvalue()
+      yield i, {'image': image, 'label': i % 100}
+
+
+def bench_whole_split(results: dict) -> None:
+  root = tempfile.mkdtemp(prefix='hyperproto_bench_split')
+  try:
+    for encoding in ('raw', 'png'):
+      t = time.perf_counter()
+      b = _Split(data_dir=root, config=encoding, file_format='array_record')
+      b.download_and_prepare()
+      results[f'whole_split/{encoding}_prepare_seconds'] = round(
+          time.perf_counter() - t, 1)
+      path = reader.find(f'{_Split.name}/{encoding}', root)
+      results[f'whole_split/{encoding}_MB'] = round(sum(
+          os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)) / 1e6, 1)
+      t = time.perf_counter()
+      arrays = reader.read_arrays(reader.open_builder(path), 'train', ['image', 'label'])
+      results[f'whole_split/{encoding}_read_seconds'] = round(time.perf_counter() - t, 2)
+      assert arrays['image'].shape == (_SPLIT.value, 32, 32, 3), arrays['image'].shape
+  finally:
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def bench_arrays(results: dict) -> None:
   for name, manual in (('mnist', _MNIST.value), ('cifar10_jpeg', _CIFAR10.value)):
     try:
       try:
         ds = data_lib.load(name, data_dir=_DATA_DIR.value)
-      except store.NotPreparedError:
+      except data_lib.NotPreparedError:
         t = time.perf_counter()
-        prepare.prepare(name, manual, _DATA_DIR.value)
+        prepare.prepare(name, manual, _DATA_DIR.value, overwrite=True)
         results[f'prepare/{name}_seconds'] = round(time.perf_counter() - t, 1)
         ds = data_lib.load(name, data_dir=_DATA_DIR.value)
     except (FileNotFoundError, ValueError) as e:
       results[f'arrays/{name}'] = f'skipped: {e}'.splitlines()[0]
       continue
-    t = time.perf_counter()
-    data_lib.load(name, data_dir=_DATA_DIR.value)
-    results[f'load/{name}_seconds'] = round(time.perf_counter() - t, 2)
+    for verify in (True, False):
+      t = time.perf_counter()
+      data_lib.load(name, data_dir=_DATA_DIR.value, verify_checksums=verify)
+      key = 'load' if verify else 'load_unverified'
+      results[f'{key}/{name}_seconds'] = round(time.perf_counter() - t, 2)
     results[f'arrays/{name}'] = _rate(
         lambda i, ds=ds: ds.train_batch('train', i, 128, seed=0), 128, _SECONDS.value)
 
 
-def _synthetic_stream(root: str, n: int) -> streaming.StreamingDataset:
-  """n random-texture 500x375 JPEGs (CUB-like sizes), written as a prepared dataset."""
+def _synthetic_folder(root: str, n: int) -> None:
+  """n random-texture 500x375 JPEGs (CUB-like sizes) in train/ and test/ of 10 classes."""
   rng = np.random.default_rng(0)
-  blobs = []
-  for _ in range(n):
+  for k in range(n):
     small = rng.integers(0, 256, (47, 63, 3), dtype=np.uint8)
     img = Image.fromarray(small).resize((500, 375), Image.BILINEAR)
-    buf = io.BytesIO()
-    img.save(buf, 'JPEG', quality=90)
-    blobs.append(buf.getvalue())
-  info = data_lib.DatasetInfo('synthetic', 10, tuple(map(str, range(10))), (224, 224, 3),
-                              (0.5,) * 3, (0.25,) * 3)
-  with store.Writer('synthetic', root) as w:
     for split in ('train', 'test'):
-      w.add_blobs(split, blobs)
-      w.add_array(split, 'label', np.arange(n, dtype=np.int32) % 10)
-    w.finish('jpeg_records', info, {})
-  return streaming.load('synthetic', root, '')
+      os.makedirs(os.path.join(root, split, str(k % 10)), exist_ok=True)
+      img.save(os.path.join(root, split, str(k % 10), f'{k}.jpg'), 'JPEG', quality=90)
 
 
 def bench_stream(results: dict) -> None:
   with tempfile.TemporaryDirectory(prefix='hyperproto_bench_stream') as root:
-    ds = _synthetic_stream(root, _STREAM_IMAGES.value)
+    _synthetic_folder(os.path.join(root, 'm'), _STREAM_IMAGES.value)
+    prepare.prepare('folder', os.path.join(root, 'm'), root, name='synthetic')
+    best = 0.0
     for workers in map(int, _WORKERS.value):
-      ds.num_workers = workers
+      ds = data_lib.load('folder:synthetic', data_dir=root, image_size=224,
+                         num_workers=workers)
       it = ds.train_batches('train', 0, 64, seed=0)
-      results[f'stream/train_224_workers{workers}'] = _rate(
-          lambda i, it=it: next(it), 64, _SECONDS.value)
-      it.close()
+      rate = _rate(lambda i, it=it: next(it), 64, _SECONDS.value)
+      results[f'stream/train_224_workers{workers}'] = rate
+      if workers:
+        best = max(best, rate / workers)
+      del it
+
       def eval_pass(i, ds=ds):
         del i
         for _ in ds.eval_batches('test', 64):
           pass
       results[f'stream/eval_224_workers{workers}'] = _rate(
           eval_pass, ds.num_examples('test'), _SECONDS.value)
+    if best:
+      results['stream/predicted_train_224_16_cores'] = round(16 * best)
 
 
 def bench_train_step(results: dict) -> None:
@@ -154,10 +218,12 @@ def bench_train_step(results: dict) -> None:
 
 def main(argv):
   del argv
+  tfds.disable_progress_bar()
   results = {'cpus': os.cpu_count()}
-  bench_arrays(results)
-  bench_stream(results)
-  bench_train_step(results)
+  parts = {'whole_split': bench_whole_split, 'arrays': bench_arrays,
+           'stream': bench_stream, 'train_step': bench_train_step}
+  for part in _PARTS.value:
+    parts[part](results)
   print(json.dumps(results, indent=1))
 
 

@@ -185,6 +185,18 @@ class CifarTest(absltest.TestCase):
     prepare.prepare('cifar100', os.path.join(self.tmp, 'newm'), self.tmp, overwrite=True)
     self.assertEqual(data.load('cifar100', data_dir=self.tmp).num_examples('train'), 9)
 
+  def test_truncated_archive(self):
+    manual = os.path.join(self.tmp, 'manual')
+    os.makedirs(manual)
+    archive = os.path.join(manual, 'cifar-100-python.tar.gz')
+    write_cifar100_python(archive, self.splits)
+    with open(archive, 'r+b') as f:
+      f.truncate(os.path.getsize(archive) // 2)
+    with self.assertRaisesRegex(ValueError, r'cifar-100-python.tar.gz is truncated or '
+                                'corrupt'):
+      prepare.prepare('cifar100', manual, self.tmp)
+    self.assertEqual(sorted(os.listdir(self.tmp)), ['manual'])  # nothing half-written
+
   def test_pickle_cannot_run_code(self):
     class Evil:
       def __reduce__(self):

@@ -15,36 +15,40 @@ Loaders take `data_dir` (default: $TFDS_DATA_DIR, else ~/tensorflow_datasets) an
 what to do when the dataset is not prepared there. No TensorFlow is needed or imported.
 """
 
-from typing import Any, Callable, Union
+import importlib
+from typing import Any, Union
 
-from hyperproto.data import cifar, cub, digits, folder, generic, imagenet200, mnist, omniart
 from hyperproto.data.base import Dataset, DatasetInfo  # pylint: disable=unused-import
 from hyperproto.data.builder import NotPreparedError  # pylint: disable=unused-import
 from hyperproto.data.streaming import StreamingDataset
 
-DATASETS: dict[str, Callable[..., Union[Dataset, StreamingDataset]]] = {
-    'digits': digits.load,
-    'mnist': mnist.load,
-    'mnist_rotated': mnist.load_rotated,
-    'cifar10_jpeg': cifar.load_cifar10_jpeg,
-    'cifar100': cifar.load_cifar100,
-    'imagenet200': imagenet200.load,
-    'tiny_imagenet200': imagenet200.load_tiny,
-    'cub': cub.load,
-    'omniart': omniart.load,
+# name -> 'module:function' of hyperproto.data, imported when first loaded (grain's
+# worker processes import this package, and need none of them).
+DATASETS: dict[str, str] = {
+    'digits': 'digits:load',
+    'mnist': 'mnist:load',
+    'mnist_rotated': 'mnist:load_rotated',
+    'cifar10_jpeg': 'cifar:load_cifar10_jpeg',
+    'cifar100': 'cifar:load_cifar100',
+    'imagenet200': 'imagenet200:load',
+    'tiny_imagenet200': 'imagenet200:load_tiny',
+    'cub': 'cub:load',
+    'omniart': 'omniart:load',
 }
-PREFIXES: dict[str, Callable[..., Union[Dataset, StreamingDataset]]] = {
-    'folder': folder.load,
-    'tfds': generic.load,
-}
+PREFIXES: dict[str, str] = {'folder': 'folder:load', 'tfds': 'generic:load'}
+
+
+def _function(target: str):
+  module, name = target.split(':')
+  return getattr(importlib.import_module(f'hyperproto.data.{module}'), name)
 
 
 def load(name: str, **kwargs: Any) -> Union[Dataset, StreamingDataset]:
   prefix, sep, rest = name.partition(':')
   if sep and prefix in PREFIXES:
-    return PREFIXES[prefix](rest, **kwargs)
+    return _function(PREFIXES[prefix])(rest, **kwargs)
   if name not in DATASETS:
     raise ValueError(f'Unknown dataset {name!r}; use one of {sorted(DATASETS)}, '
                      'folder:NAME (your own images, prepared with --dataset=folder) or '
                      'tfds:NAME (a TFDS dataset prepared in array_record format).')
-  return DATASETS[name](**kwargs)
+  return _function(DATASETS[name])(**kwargs)

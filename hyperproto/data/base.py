@@ -4,10 +4,7 @@ import dataclasses
 import functools
 from typing import Iterator, Optional
 
-import jax
 import numpy as np
-
-from hyperproto.data import device_input
 
 
 @functools.lru_cache(maxsize=4)
@@ -15,6 +12,10 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
   """The order of an epoch, drawn from (seed, epoch) only: the very order the trainer's
   on-device input (`device_input.local_batch`) uses for a run of `seed`, computed here on
   the CPU; cached, as every step of the epoch needs it."""
+  # JAX is imported here, not at the top: grain's worker processes import this module
+  # (through streaming.py) and must neither pay for JAX nor touch an accelerator.
+  import jax  # pylint: disable=g-import-not-at-top
+  from hyperproto.data import device_input  # pylint: disable=g-import-not-at-top
   with jax.default_device(jax.local_devices(backend='cpu')[0]):
     perm_rng, _ = jax.random.split(device_input.run_rng(seed))
     perm = np.asarray(device_input.epoch_permutation(perm_rng, epoch, n))

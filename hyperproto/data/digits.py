@@ -14,7 +14,6 @@ import functools
 
 import numpy as np
 from scipy import ndimage
-from sklearn import datasets as sk_datasets
 
 from hyperproto.data.base import Dataset, DatasetInfo
 
@@ -27,6 +26,7 @@ def load(image_size: int = 32, max_angle: float = 60.0, data_seed: int = 0,
     raise ValueError(f'image_size must be >= 8 (the digits are 8x8), got {image_size}.')
   if not 0.0 < max_angle <= 180.0:
     raise ValueError(f'max_angle must be in (0, 180] degrees, got {max_angle}.')
+  from sklearn import datasets as sk_datasets  # pylint: disable=g-import-not-at-top
   digits = sk_datasets.load_digits()
   images = digits.images.astype(np.float64) / 16.0  # 0..16 -> 0..1
   labels = digits.target.astype(np.int32)

@@ -10,7 +10,7 @@ As in the original, the style classes are the sorted unique `school` values of t
 CSV, and years are mapped to the regression range 1000-1932.
 
 Real CSVs have rows the original handled silently or wrongly; here each kind is counted,
-listed (first few) in the prepare report and info.json, and handled the same way every
+listed (first few) in the prepare report and metadata.json, and handled the same way every
 time:
 - unparsable rows (no id, no school, a year that is not a number), duplicate ids, missing
   or unreadable images: not stored;

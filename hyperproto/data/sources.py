@@ -13,6 +13,7 @@ import pickle
 import re
 import tarfile
 import zipfile
+import zlib
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -40,7 +41,16 @@ class FileTree:
 
   def walk(self, want: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
     """(path, contents) of each file for which `want(path)`: sorted for a folder,
-    in archive order (one sequential pass) for an archive."""
+    in archive order (one sequential pass) for an archive. A truncated or corrupt
+    archive raises a ValueError that names it."""
+    try:
+      yield from self._walk(want)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as e:
+      raise ValueError(f'{self.path} is truncated or corrupt ({type(e).__name__}: {e}); '
+                       'obtain the file again (compare its size and checksum with the '
+                       'published ones).') from e
+
+  def _walk(self, want: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
     if self.is_dir:
       for dirpath, dirnames, filenames in os.walk(self.path):
         dirnames.sort()
