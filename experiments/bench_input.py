@@ -10,8 +10,8 @@ Measures (host only, no device transfer):
   JPEG copy, prepared first into --data_dir if they are not there): `data.load` time,
   and the in-memory `Dataset.train_batch` (permutation + gather) in examples/s;
 - `stream/train_224_workers{N}`, `stream/eval_224_workers{N}`: the streaming 224
-  pipeline (JPEG decode + RandomResizedCrop + flip / resize + centre crop) through
-  grain with N worker processes (0: in this process, on grain's threads), on a
+  pipeline (JPEG decode + RandomResizedCrop + flip / resize + centre crop, batch 64)
+  through grain with N worker processes (0: in this process, on grain's threads), on a
   synthetic image folder of --stream_images 500x375 JPEGs (CUB-like sizes) prepared
   with the `folder` builder; and `stream/predicted_train_224_16_cores`: the best
   per-worker rate times 16 (a prediction for a 16-core GPU host: measure it there);
@@ -52,6 +52,7 @@ _DATA_DIR = flags.DEFINE_string('data_dir', '/tmp/hyperproto_bench', 'Prepared d
 _SPLIT = flags.DEFINE_integer('split_examples', 50_000, 'Examples of the whole-split '
                               'benchmark (CIFAR-100: 50,000).')
 _STREAM_IMAGES = flags.DEFINE_integer('stream_images', 256, 'Synthetic JPEGs to write.')
+_STREAM_BATCH = flags.DEFINE_integer('stream_batch', 64, 'Batch size of the 224 stream.')
 _WORKERS = flags.DEFINE_list('workers', ['0', '1', '2'], 'grain worker processes to try.')
 _SECONDS = flags.DEFINE_float('seconds', 5.0, 'Time budget per measurement.')
 _PARTS = flags.DEFINE_list('parts', ['whole_split', 'arrays', 'stream', 'train_step'],
@@ -68,7 +69,7 @@ def _rate(fn, batch_size: int, seconds: float) -> float:
   return round(n * batch_size / (time.perf_counter() - start), 1)
 
 
-class _Split(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class CifarSized(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """A CIFAR-100-sized split of random pixels (raw tensors or PNG, by config)."""
   VERSION = tfds.core.Version('1.0.0')
   BUILDER_CONFIGS = [tfds.core.BuilderConfig(name='raw'),
@@ -102,11 +103,11 @@ def bench_whole_split(results: dict) -> None:
   try:
     for encoding in ('raw', 'png'):
       t = time.perf_counter()
-      b = _Split(data_dir=root, config=encoding, file_format='array_record')
+      b = CifarSized(data_dir=root, config=encoding, file_format='array_record')
       b.download_and_prepare()
       results[f'whole_split/{encoding}_prepare_seconds'] = round(
           time.perf_counter() - t, 1)
-      path = reader.find(f'{_Split.name}/{encoding}', root)
+      path = reader.find(f'{CifarSized.name}/{encoding}', root)
       results[f'whole_split/{encoding}_MB'] = round(sum(
           os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)) / 1e6, 1)
       t = time.perf_counter()
@@ -158,8 +159,9 @@ def bench_stream(results: dict) -> None:
     for workers in map(int, _WORKERS.value):
       ds = data_lib.load('folder:synthetic', data_dir=root, image_size=224,
                          num_workers=workers)
-      it = ds.train_batches('train', 0, 64, seed=0)
-      rate = _rate(lambda i, it=it: next(it), 64, _SECONDS.value)
+      batch = _STREAM_BATCH.value
+      it = ds.train_batches('train', 0, batch, seed=0)
+      rate = _rate(lambda i, it=it: next(it), batch, _SECONDS.value)
       results[f'stream/train_224_workers{workers}'] = rate
       if workers:
         best = max(best, rate / workers)
@@ -167,7 +169,7 @@ def bench_stream(results: dict) -> None:
 
       def eval_pass(i, ds=ds):
         del i
-        for _ in ds.eval_batches('test', 64):
+        for _ in ds.eval_batches('test', _STREAM_BATCH.value):
           pass
       results[f'stream/eval_224_workers{workers}'] = _rate(
           eval_pass, ds.num_examples('test'), _SECONDS.value)

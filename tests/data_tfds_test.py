@@ -22,7 +22,7 @@ from PIL import Image
 from hyperproto import data
 from hyperproto import train
 from hyperproto.data import prepare
-from tests import helpers
+import helpers
 
 COLOURS = {'cat': (200, 30, 30), 'dog': (30, 200, 30), 'owl': (30, 30, 200)}
 

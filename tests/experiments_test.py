@@ -85,5 +85,18 @@ class ExperimentsTest(absltest.TestCase):
     self.assertIn('| cifar100 | dim=7,prototypes=ours | 30.0 ± 0.0 (1) | – |', text)
 
 
+  def test_bench_input_runs_tiny(self):
+    out = subprocess.run(
+        [sys.executable, os.path.join(helpers.ROOT, 'experiments', 'bench_input.py'),
+         '--parts=whole_split,stream', '--split_examples=40', '--stream_images=6',
+         '--stream_batch=4', '--workers=0', '--seconds=0.1'],
+        capture_output=True, text=True, check=True, timeout=300,
+        env=dict(os.environ, JAX_PLATFORMS='cpu')).stdout
+    results = json.loads(out[out.index('{'):])
+    for key in ('whole_split/raw_read_seconds', 'whole_split/png_read_seconds',
+                'stream/train_224_workers0', 'stream/eval_224_workers0'):
+      self.assertGreater(results[key], 0, key)
+
+
 if __name__ == '__main__':
   absltest.main()
