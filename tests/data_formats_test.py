@@ -23,7 +23,7 @@ from absl.testing import absltest
 from PIL import Image
 
 from hyperproto import data
-from hyperproto.data import prepare, sources
+from hyperproto.data import cifar, prepare, reader, sources
 
 def tmpdir(test: absltest.TestCase) -> str:
   path = tempfile.mkdtemp(prefix='hyperproto_data_test')
@@ -106,6 +106,13 @@ class CifarTest(absltest.TestCase):
     report = prepare.prepare('cifar100', manual, self.tmp)
     self.assertEqual((report['train_examples'], report['source_format']), (7, 'python'))
     self._check(data.load('cifar100', data_dir=self.tmp))
+    # The direct parser of raw records gives what TFDS's generic decoding gives.
+    b = reader.open_prepared(cifar.Cifar100, self.tmp)
+    keys = ['image', 'label', 'coarse_label']
+    fast, generic = (reader.read_arrays(b, 'train', keys, fast=f) for f in (True, False))
+    for k in keys:
+      np.testing.assert_array_equal(fast[k], generic[k])
+      self.assertEqual(fast[k].dtype, generic[k].dtype)
 
   def test_binary_folder(self):
     write_cifar100_binary(os.path.join(self.tmp, 'm', 'cifar-100-binary'), self.splits)

@@ -18,6 +18,7 @@ need none, so it cannot prepare these on a machine without TF; this command can.
 
 import json
 import os
+import sys
 from typing import Optional
 
 from absl import app
@@ -77,8 +78,12 @@ def main(argv):
       raise app.UsageError('--manual_dir is required (the folder holding those files).')
     return
   kwargs = {'source_format': f.source_format} if key == 'cifar100' else {}
-  report = prepare(key, f.manual_dir, f.data_dir, name=f.name, overwrite=f.overwrite,
-                   **kwargs)
+  try:
+    report = prepare(key, f.manual_dir, f.data_dir, name=f.name, overwrite=f.overwrite,
+                     **kwargs)
+  except (OSError, ValueError) as e:  # Bad input: the message says what to do.
+    print(f'Error: {e}', file=sys.stderr)
+    sys.exit(1)
   print(json.dumps(report, indent=1, default=str))
   data_dir = builder_lib.default_data_dir(f.data_dir)
   train_name = f'folder:{f.name}' if key == 'folder' else f.dataset
