@@ -165,7 +165,7 @@ def bench_stream(results: dict) -> None:
       results[f'stream/train_224_workers{workers}'] = rate
       if workers:
         best = max(best, rate / workers)
-      del it
+      it.close()
 
       def eval_pass(i, ds=ds):
         del i

@@ -207,7 +207,8 @@ class StreamingDataset:
 
   def _run(self, split: str, specs) -> Iterator[dict]:
     """The batches of `specs` (a grain MapDataset of batch specs), in order, decoded in
-    `num_workers` processes (or in this process on grain's threads)."""
+    `num_workers` processes (or in this process on grain's threads); the workers stop
+    when the iterator is exhausted, closed or dropped."""
     import grain  # pylint: disable=g-import-not-at-top
     loader = _Loader(self.path, split, self.image_key, self.keys, self.image_size,
                      self.resize_size)
@@ -219,7 +220,11 @@ class StreamingDataset:
         flags.FLAGS.mark_as_parsed()
       ds = ds.mp_prefetch(grain.MultiprocessingOptions(
           num_workers=self.num_workers, per_worker_buffer_size=self.prefetch))
-    return iter(ds)
+    iterator = iter(ds)
+    try:
+      yield from iterator
+    finally:
+      iterator.close()
 
   # --- Public batching ---
 
@@ -250,7 +255,7 @@ class StreamingDataset:
     self._check(batch_size, process_count, 'eval batch size')
     specs = [self._eval_spec(split, b, batch_size, seed, process_index, process_count)
              for b in range(-(-self.num_examples(split) // batch_size))]
-    for spec, batch in zip(specs, self._run(split, grain.MapDataset.source(specs))):
+    for batch, spec in zip(self._run(split, grain.MapDataset.source(specs)), specs):
       batch['mask'] = (np.asarray(spec[0]) >= 0).astype(np.float32)
       yield batch
 
