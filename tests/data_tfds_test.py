@@ -100,9 +100,9 @@ class FolderTest(absltest.TestCase):
         with open(os.path.join(root, split, cls, '0.png'), 'wb') as f:
           f.write(encode(COLOURS[cls], fmt='PNG'))
     with open(os.path.join(root, 'targets.csv'), 'w') as f:
-      f.write('path,age\n' + ''.join(f'{s}/{c}/0.png,{10 * k + (s == "test")}\n'
-                                     for k, c in enumerate(COLOURS)
-                                     for s in ('train', 'test') if (s, c) != ('test', 'owl')))
+      f.write('path,age\n' + ''.join(
+          f'{s}/{c}/0.png,{10 * k + (s == "test")}\n' for k, c in enumerate(COLOURS)
+          for s in ('train', 'test') if (s, c) != ('test', 'owl')))
     report = prepare.prepare('folder', root, tmp, name='aged')
     self.assertEqual(report['without_target'], {'count': 1,
                                                 'examples': ['test/owl/0.png']})
@@ -191,8 +191,8 @@ class AnyTfdsTest(absltest.TestCase):
     self.assertNotIn('tensorflow', sys.modules)
 
   def test_clear_errors(self):
-    with self.assertRaisesRegex(data.NotPreparedError,
-                                r"(?s)No prepared TFDS dataset 'flowers'.*holds: \[.*'shapes'\]"):
+    with self.assertRaisesRegex(
+        data.NotPreparedError, r"(?s)No prepared TFDS dataset 'flowers'.*holds: \[.*'shapes'"):
       data.load('tfds:flowers', data_dir=self.tmp)
     with self.assertRaisesRegex(data.NotPreparedError, r"holds version\(s\) 2.1.0"):
       data.load('tfds:shapes:1.0.0', data_dir=self.tmp)

@@ -5,7 +5,8 @@ are `image_class_labels.txt` minus one, class names come from `classes.txt`
 (`001.Black_footed_Albatross`, ...), as in the files the original HPN code's ImageFolder
 was built from. A TFDS builder of ours (`hyperproto_caltech_birds2011`); the original
 JPEG bytes are stored untouched (a prepared copy is about as large as the archive);
-decoding, RandomResizedCrop(224) and flips happen in `streaming.StreamingDataset`. Normalisation: the ImageNet constants, as the original.
+decoding, RandomResizedCrop(224) and flips happen in `streaming.StreamingDataset`.
+Normalisation: the ImageNet constants, as the original.
 
 The original evaluated on random crops (RandomResizedCrop(224), no flip); pass
 `faithful_random_eval=True` to `load` for that, instead of the default centre crop.

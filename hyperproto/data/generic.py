@@ -122,7 +122,7 @@ def load_builder(b: tfds.core.DatasetBuilder, name: str, image_key: str = 'image
     return reader.load_streaming(b, name, image_size=size, image_key=image_key,
                                  label_key=label_key, keys=(label_key, *keys),
                                  info_overrides=overrides, **streaming_kwargs)
-  if streaming_kwargs:
+  if any(streaming_kwargs.values()):  # (Defaults such as False / 0 / None are fine.)
     raise ValueError(f'{sorted(streaming_kwargs)} apply to streamed datasets only; '
                      f'{name} is held in memory (resident=True or image_size <= '
                      f'{RESIDENT_MAX_SIZE}).')

@@ -136,7 +136,8 @@ class Omniart(builder_lib.Builder):
         if label < 0:
           builder_lib.problem(report, 'unseen_styles', f'{split} line {line}: {school!r}')
         if not YEAR_RANGE[0] <= year <= YEAR_RANGE[1]:
-          builder_lib.problem(report, 'out_of_range_years', f'{split} line {line}: {year:g}')
+          builder_lib.problem(report, 'out_of_range_years',
+                              f'{split} line {line}: {year:g}')
         if split == 'train':
           train_labels.append(label)
         stored += 1

@@ -45,8 +45,9 @@ def prepare(dataset: str, manual_dir: str, data_dir: Optional[str] = None,
     kwargs.update(folder.prepare_kwargs(manual_dir, name))
   elif name:
     raise ValueError(f'--name is for --dataset=folder; {dataset} has its own name.')
-  path, report = builder_lib.prepare(BUILDERS[key], os.path.expanduser(manual_dir),
-                                     data_dir, overwrite=overwrite, **kwargs)
+  manual_dir = os.path.abspath(os.path.expanduser(manual_dir))
+  path, report = builder_lib.prepare(BUILDERS[key], manual_dir, data_dir,
+                                     overwrite=overwrite, **kwargs)
   return dict(report, prepared=path)
 
 

@@ -9,10 +9,10 @@ the consumer.
 Exactness. Batch `step` is a pure function of (seed, step): the epoch's order is a
 permutation drawn from (seed, epoch) (numpy's generator, so the workers need no JAX),
 and the crop and flip of the example at global position `p` of the batch come from a
-generator seeded by (seed, step, p). So a run resumed at any step gets the very batches it would have had,
-with no iterator state to checkpoint, and a multi-host run (process `i` of `n` takes
-positions [i*b/n, (i+1)*b/n) of each global batch of b) sees the same global batch as a
-single host.
+generator seeded by (seed, step, p). So a run resumed at any step gets the very batches
+it would have had, with no iterator state to checkpoint, any number of workers gives the
+same batches, and a multi-host run (process `i` of `n` takes positions
+[i*b/n, (i+1)*b/n) of each global batch of b) sees the same global batch as one host.
 
 Transforms (torchvision's, which the original used):
 - train: RandomResizedCrop(224, scale=(0.08, 1), ratio=(3/4, 4/3)) + horizontal flip;
