@@ -1,5 +1,7 @@
-"""Sweep expansion (launch.py) and the tables next to the paper's numbers (tables.py)."""
+"""Sweep expansion (launch.py), the tables next to the paper's numbers (tables.py) and the
+parts of the PyTorch parity check (parity_torch.py) that run without PyTorch."""
 
+import importlib.util
 import json
 import os
 import shutil
@@ -13,6 +15,7 @@ import helpers
 
 sys.path.insert(0, os.path.join(helpers.ROOT, 'experiments'))
 import launch  # pylint: disable=g-import-not-at-top,wrong-import-position
+import parity_torch  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tables  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
@@ -84,7 +87,6 @@ class ExperimentsTest(absltest.TestCase):
     self.assertIn('66.0 ± 0.0 (1)', row)
     self.assertIn('| cifar100 | dim=7,prototypes=ours | 30.0 ± 0.0 (1) | – |', text)
 
-
   def test_bench_input_runs_tiny(self):
     out = subprocess.run(
         [sys.executable, os.path.join(helpers.ROOT, 'experiments', 'bench_input.py'),
@@ -96,6 +98,35 @@ class ExperimentsTest(absltest.TestCase):
     for key in ('whole_split/raw_read_seconds', 'whole_split/png_read_seconds',
                 'stream/train_224_workers0', 'stream/eval_224_workers0'):
       self.assertGreater(results[key], 0, key)
+
+
+class ParityTorchTest(absltest.TestCase):
+  """parity_torch.py itself needs PyTorch (never a dependency); these parts do not."""
+
+  def test_parameter_names_map_to_the_original_state_dict(self):
+    name = parity_torch._torch_name  # pylint: disable=protected-access
+    self.assertEqual(name(('backbone', 'layer2_0', 'downsample_conv', 'kernel'), 'fc'),
+                     'layer2.0.downsample.0.weight')
+    self.assertEqual(name(('backbone', 'layer3_4', 'downsample_bn', 'var'), 'fc'),
+                     'layer3.4.downsample.1.running_var')
+    self.assertEqual(name(('backbone', 'bn1', 'scale'), 'fc'), 'bn1.weight')
+    self.assertEqual(name(('head', 'kernel'), 'fc'), 'fc.weight')
+    self.assertEqual(name(('backbone', 'dense4_15', 'conv2', 'kernel'), 'linear'),
+                     'dense4.15.conv2.weight')
+    self.assertEqual(name(('backbone', 'trans1', 'bn', 'mean'), 'linear'),
+                     'trans1.bn.running_mean')
+    self.assertEqual(name(('head', 'bias'), 'linear'), 'linear.bias')
+
+  def test_without_torch_it_says_how_to_get_it(self):
+    if importlib.util.find_spec('torch') is not None:
+      self.skipTest('PyTorch is installed here.')
+    out = subprocess.run(
+        [sys.executable, os.path.join(helpers.ROOT, 'experiments', 'parity_torch.py')],
+        capture_output=True, text=True, cwd=helpers.ROOT, timeout=120,
+        env=dict(os.environ, PYTHONPATH=helpers.ROOT))
+    self.assertEqual(out.returncode, 2, out.stderr[-2000:])
+    self.assertIn('needs PyTorch', out.stderr)
+    self.assertIn('pip install torch==2.13.0', out.stderr)
 
 
 if __name__ == '__main__':
