@@ -98,8 +98,8 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   A subclass sets VERSION, RELEASE_NOTES, MANUAL_DOWNLOAD_INSTRUCTIONS, the class
   attributes below, and implements `_features()` and `_examples(manual_dir)`, which
-  returns {split: iterable of (key, example)} and may name the classes (replace
-  `self.info.features['label']`) and fill `self.report` as it reads. Registered names
+  returns {split: iterable of (key, example)} and may name the classes (set
+  `self.info.features['label'].names`) and fill `self.report` as it reads. Registered names
   carry the prefix `hyperproto_` (`name = PREFIX + DATASET`), so they never shadow
   TFDS's stock builders of the same datasets, which read other files and need TF.
   """
@@ -125,9 +125,9 @@ class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _metadata(self) -> dict[str, Any]:
     """What DatasetInfo needs beyond the features (see `reader.dataset_info`)."""
+    target_range = None if self.TARGET_RANGE is None else list(self.TARGET_RANGE)
     return dict(mean=list(self.MEAN), std=list(self.STD), target_name=self.TARGET_NAME,
-                target_unit=self.TARGET_UNIT,
-                target_range=None if self.TARGET_RANGE is None else list(self.TARGET_RANGE))
+                target_unit=self.TARGET_UNIT, target_range=target_range)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
