@@ -24,6 +24,7 @@ Measures (host only, no device transfer):
 Prints one JSON object. Missing real data is reported and skipped, not faked.
 """
 
+import functools
 import io
 import json
 import os
@@ -151,35 +152,38 @@ def _synthetic_folder(root: str, n: int) -> None:
       img.save(os.path.join(root, split, str(k % 10), f'{k}.jpg'), 'JPEG', quality=90)
 
 
-def bench_stream(results: dict) -> None:
+def bench_stream(results: dict, *, images: int, batch: int, workers: list[int],
+                 seconds: float, evaluate: bool = True) -> None:
+  """The 224 pipeline on `images` synthetic JPEGs, train (and eval: each pass starts
+  its workers anew) per worker count."""
   with tempfile.TemporaryDirectory(prefix='hyperproto_bench_stream') as root:
-    _synthetic_folder(os.path.join(root, 'm'), _STREAM_IMAGES.value)
+    _synthetic_folder(os.path.join(root, 'm'), images)
     prepare.prepare('folder', os.path.join(root, 'm'), root, name='synthetic')
     best = 0.0
-    for workers in map(int, _WORKERS.value):
+    for n in workers:
       ds = data_lib.load('folder:synthetic', data_dir=root, image_size=224,
-                         num_workers=workers)
-      batch = _STREAM_BATCH.value
+                         num_workers=n)
       it = ds.train_batches('train', 0, batch, seed=0)
-      rate = _rate(lambda i, it=it: next(it), batch, _SECONDS.value)
-      results[f'stream/train_224_workers{workers}'] = rate
-      if workers:
-        best = max(best, rate / workers)
+      rate = _rate(lambda i, it=it: next(it), batch, seconds)
+      results[f'stream/train_224_workers{n}'] = rate
+      if n:
+        best = max(best, rate / n)
       it.close()
+      if not evaluate:
+        continue
 
       def eval_pass(i, ds=ds):
         del i
-        for _ in ds.eval_batches('test', _STREAM_BATCH.value):
+        for _ in ds.eval_batches('test', batch):
           pass
-      results[f'stream/eval_224_workers{workers}'] = _rate(
-          eval_pass, ds.num_examples('test'), _SECONDS.value)
+      results[f'stream/eval_224_workers{n}'] = _rate(
+          eval_pass, ds.num_examples('test'), seconds)
     if best:
       results['stream/predicted_train_224_16_cores'] = round(16 * best)
 
 
 def bench_train_step(results: dict) -> None:
   # pylint: disable=g-import-not-at-top
-  import functools
   import jax
   from configs import digits
   from hyperproto import models, optim, parallel, train
@@ -222,8 +226,12 @@ def main(argv):
   del argv
   tfds.disable_progress_bar()
   results = {'cpus': os.cpu_count()}
-  parts = {'whole_split': bench_whole_split, 'arrays': bench_arrays,
-           'stream': bench_stream, 'train_step': bench_train_step}
+  stream = functools.partial(bench_stream, images=_STREAM_IMAGES.value,
+                             batch=_STREAM_BATCH.value,
+                             workers=[int(n) for n in _WORKERS.value],
+                             seconds=_SECONDS.value)
+  parts = {'whole_split': bench_whole_split, 'arrays': bench_arrays, 'stream': stream,
+           'train_step': bench_train_step}
   for part in _PARTS.value:
     parts[part](results)
   print(json.dumps(results, indent=1))

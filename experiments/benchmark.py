@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Optional
 
 from absl import app
 from absl import flags
@@ -58,19 +59,23 @@ def define_flags():
                     'all native, with it).')
 
 
-def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int) -> dict:
+def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int,
+               batch: int = 0, size: int = 0, model_kwargs: Optional[dict] = None) -> dict:
+  """One case of CASES; `batch`, `size` (0: the case's) and `model_kwargs` (passed to
+  models.build) shrink it for a smoke run."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from hyperproto import config_lib, models, objectives, optim, parallel, prototypes, train  # pylint: disable=g-import-not-at-top,g-multiple-import
 
-  backbone, size, batch, augment = CASES[case]
+  backbone, case_size, case_batch, augment = CASES[case]
+  size, batch = size or case_size, batch or case_batch
   num_classes = 100
   objective = objectives.Objective(task='classification', method='hpn', dim=dim,
                                    num_classes=num_classes)
   protos = objective.prototypes(prototypes.place('auto', num_classes, dim))
   mesh = parallel.make_mesh(1)
   model = models.build(backbone, output_dim=objective.output_dim, dtype=dtype,
-                       axis_name=parallel.AXIS)
+                       axis_name=parallel.AXIS, **(model_kwargs or {}))
   config = config_lib.paper_recipe(config_lib.base_config())  # SGD 0.9, wd 1e-4, steps
   config.lr = 0.01
   tx = optim.optimizer(config, num_steps=1000, steps_per_epoch=100)

@@ -5,10 +5,12 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from absl.testing import absltest
 from absl.testing import parameterized
 from jax.sharding import PartitionSpec as P
 
+import helpers
 from hyperproto import parallel
 from hyperproto.data import base
 from hyperproto.data import device_input
@@ -35,6 +37,7 @@ class DeviceInputTest(parameterized.TestCase):
                  'label': np.arange(n, dtype=np.int32)}
     self.rng = jax.random.PRNGKey(7)
 
+  @pytest.mark.device
   def test_each_epoch_is_a_permutation_cut_into_batches(self):
     fn = jax.jit(functools.partial(device_input.global_batch_indices, num_examples=37,
                                    global_batch=8))
@@ -58,6 +61,8 @@ class DeviceInputTest(parameterized.TestCase):
     return self.gather_with(self.rng, num_devices, step, augment)
 
   @parameterized.parameters('none', 'crop_flip')
+  @pytest.mark.device
+  @helpers.needs_devices(8)
   def test_the_global_batch_does_not_depend_on_the_device_count(self, augment):
     one = self.gather(1, 6, augment)
     for n in (2, 8):
@@ -69,6 +74,8 @@ class DeviceInputTest(parameterized.TestCase):
     batch = self.gather(8, 3, 'none')
     np.testing.assert_array_equal(batch['image'], self.data['image'][batch['label']])
 
+  @pytest.mark.device
+  @helpers.needs_devices(2)
   def test_crop_flip_gives_a_padded_crop_or_its_mirror(self):
     batch = self.gather(2, 1, 'crop_flip')
     seen = set()
@@ -80,6 +87,7 @@ class DeviceInputTest(parameterized.TestCase):
       seen.update(matches)
     self.assertGreater(len(seen), 2)  # different offsets / flips across the batch
 
+  @pytest.mark.device
   def test_crop_flip_covers_all_offsets_and_both_orientations(self):
     image = np.arange(4 * 4, dtype=np.uint8).reshape(1, 4, 4, 1) + 1
     keys = jax.random.split(jax.random.PRNGKey(0), 600)
@@ -91,6 +99,7 @@ class DeviceInputTest(parameterized.TestCase):
       found.append(how)
     self.assertLen(set(found), 18)  # 3 x 3 offsets x {flip, no flip}
 
+  @pytest.mark.device
   def test_the_host_batches_are_the_ones_the_trainer_gathers(self):
     # Dataset.train_batch (host) and the streaming pipeline order epochs as the trainer's
     # on-device input does, so "what did step s see" has one answer.
@@ -99,7 +108,9 @@ class DeviceInputTest(parameterized.TestCase):
     dataset = base.Dataset(info=info, splits={'train': self.data})
     for step in (0, 3, 4, 9):  # 4 steps per epoch: three epochs
       host = dataset.train_batch('train', step, 8, seed=5)
-      device = self.gather_with(device_input.run_rng(5), 8, step)
+      # 8 devices here (conftest.py); on one accelerator, one (host CPU vs accelerator).
+      n = 8 if jax.device_count() >= 8 else 1
+      device = self.gather_with(device_input.run_rng(5), n, step)
       np.testing.assert_array_equal(np.sort(host['label']), np.sort(device['label']))
 
   def test_unknown_augmentation(self):

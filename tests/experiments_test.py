@@ -99,6 +99,56 @@ class ExperimentsTest(absltest.TestCase):
                 'stream/train_224_workers0', 'stream/eval_224_workers0'):
       self.assertGreater(results[key], 0, key)
 
+  def gpu_check(self, *flags_, check=True):
+    out = os.path.join(self.root, 'gpu_check')
+    proc = subprocess.run(
+        [sys.executable, os.path.join(helpers.ROOT, 'experiments', 'gpu_check.py'),
+         f'--out={out}', *flags_], capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, JAX_PLATFORMS='cpu'))
+    if check:
+      self.assertEqual(proc.returncode, 0, proc.stdout[-3000:] + proc.stderr[-3000:])
+    with open(os.path.join(out, 'gpu_check.json')) as f:
+      report = json.load(f)
+    with open(os.path.join(out, 'gpu_check.md')) as f:
+      return proc.returncode, report, f.read()
+
+  def test_gpu_check_runs_every_part_tiny_on_cpu(self):
+    # About a minute on 2 cores: the parts' processes, each compiling a reduced network.
+    _, report, summary = self.gpu_check('--allow_cpu')
+    parts = report['parts']
+    self.assertEqual(list(parts), ['devices', 'tests', 'benchmark', 'train', 'input'])
+    for name, part in parts.items():
+      self.assertEqual(part['status'], 'ok', (name, part))
+      self.assertIn(f'| {name} | ok |', summary)
+    self.assertEqual(parts['devices']['platform'], 'cpu')
+    self.assertTrue(parts['devices']['check_devices']['ok'])
+    self.assertEqual((parts['tests']['passed'], parts['tests']['failed']), (2, 0))
+    for key in ('resnet32_float32', 'resnet32_bfloat16', 'resnet34_bfloat16'):
+      self.assertGreater(parts['benchmark'][key]['images_per_s'], 0, key)
+      self.assertGreater(parts['benchmark'][key]['compile_s'], 0, key)
+    train = parts['train']
+    self.assertEqual(train['log_points'], [2, 4, 6, 8])
+    for key in ('steady_images_per_s', 'first_step_s', 'final_eval_s',
+                'projected_recipe_train_h', 'projected_recipe_with_evals_h'):
+      self.assertGreater(train[key], 0, key)
+    self.assertGreater(parts['input']['train_images_per_s'], 0)
+    self.assertLess(report['wall_s'], report['budget_s'])
+
+  def test_gpu_check_reports_failures_skips_and_a_missing_accelerator(self):
+    # A part that fails (here, pytest on a missing file) leaves the others running; a
+    # part the budget cannot fit is skipped; without --allow_cpu a CPU is an error.
+    _, report, _ = self.gpu_check('--allow_cpu', '--only=tests',
+                                  '--tests=tests/no_such_test.py')
+    self.assertEqual(report['parts']['tests']['status'], 'error')
+    self.assertIn('pytest exit code 4', report['parts']['tests']['error'])
+    _, report, _ = self.gpu_check('--allow_cpu', '--budget_s=5')
+    self.assertEqual({p['status'] for p in report['parts'].values()},
+                     {'skipped: time budget'})
+    rc, report, _ = self.gpu_check('--only=devices,train', check=False)
+    self.assertEqual(rc, 1)
+    self.assertIn('JAX sees no accelerator', report['error'])
+    self.assertEqual(report['parts']['train']['status'], 'skipped: no accelerator')
+
 
 class ParityTorchTest(absltest.TestCase):
   """parity_torch.py itself needs PyTorch (never a dependency); these parts do not."""

@@ -1,5 +1,6 @@
 """Shared by the tests: a tiny, fast version of the digits config."""
 
+import functools
 import os
 import sys
 
@@ -31,6 +32,22 @@ def tiny_config(arg: str = '', **overrides):
       node = node[p]
     node[leaf] = value
   return config
+
+
+def needs_devices(n):
+  """Skips the test where fewer than `n` devices are visible (one GPU, say); here the
+  tests see 8 CPU devices (conftest.py)."""
+
+  def decorator(test):
+    @functools.wraps(test)
+    def wrapper(self, *args, **kwargs):
+      if jax.device_count() < n:
+        self.skipTest(f'needs {n} devices; {jax.device_count()} '
+                      f'{jax.default_backend()} device(s) visible')
+      return test(self, *args, **kwargs)
+    return wrapper
+
+  return decorator
 
 
 def final_params(workdir):

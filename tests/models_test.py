@@ -13,6 +13,7 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from absl.testing import absltest
 from absl.testing import parameterized
 
@@ -187,6 +188,7 @@ class ResNet32Test(absltest.TestCase):
       self.assertLessEqual(np.abs(w).max(), 1 / 8)
       self.assertGreater(np.abs(w).max(), 1 / 16)
 
+  @pytest.mark.device
   def test_forward_backward_and_bfloat16(self):
     (loss, (z, updates)), grads = _loss_and_grads(self.model, self.variables, self.x)
     self.assertEqual(z.shape, (2, 10))
@@ -215,6 +217,7 @@ class TinyVariantsTest(parameterized.TestCase):
   """Forward/backward and bfloat16 on reduced instances of every other code path."""
 
   @parameterized.named_parameters((k, *v) for k, v in TINY.items())
+  @pytest.mark.device
   def test_forward_backward_bfloat16(self, name, size, kwargs):
     model = models.build(name, output_dim=5, **kwargs)
     x, variables = _init(model, size)
@@ -355,6 +358,7 @@ class DemoCNNTest(absltest.TestCase):
     # No normalisation in the forward pass (like the original): norms vary.
     self.assertFalse(np.allclose(np.linalg.norm(z, axis=1), 1.0))
 
+  @pytest.mark.device
   def test_params_float32_under_bfloat16_compute(self):
     x = jax.random.normal(jax.random.PRNGKey(1), (4, 16, 16, 1))
     f32 = models.build('cnn', output_dim=5, widths=(4, 8))

@@ -11,6 +11,7 @@ from unittest import mock
 import jax
 import ml_collections
 import numpy as np
+import pytest
 from absl.testing import absltest
 from absl.testing import parameterized
 
@@ -81,6 +82,7 @@ class TrainTest(parameterized.TestCase):
       else:
         self.assertAlmostEqual(self.ref[key], results[key], places=2)
 
+  @pytest.mark.device
   def test_reference_outputs(self):
     workdir, results = self.ref_dir, self.ref
     for name in ('config.json', 'metrics.jsonl', 'results.json', 'prototypes.npy',
@@ -105,6 +107,7 @@ class TrainTest(parameterized.TestCase):
                             ('regression', 'hpn', 'float32'),
                             ('joint', 'baseline', 'float32'),
                             ('joint', 'hpn', 'bfloat16'))
+  @pytest.mark.device
   def test_other_tasks_end_to_end(self, task, method, dtype):
     workdir = self.workdir()
     results = train.train_and_evaluate(
@@ -122,6 +125,7 @@ class TrainTest(parameterized.TestCase):
     if not task.startswith('classification'):
       self.assertBetween(results['test/mae'], 0.0, 120.0)
 
+  @pytest.mark.device
   def test_training_learns(self):
     config = helpers.tiny_config('task=classification', num_steps=100, lr=0.002,
                                  batch_size=32, log_every_steps=25,
@@ -135,6 +139,7 @@ class TrainTest(parameterized.TestCase):
     self.assertLess(losses[-1], 0.5 * losses[0])
     self.assertGreater(results['test/accuracy'], 0.5)  # chance: 0.1
 
+  @pytest.mark.device
   def test_sigterm_then_resume_is_bitwise_the_uninterrupted_run(self):
     workdir = self.workdir()
     with mock.patch.object(parallel, 'map_step', sigterm_in_train_call(3)):
@@ -148,6 +153,7 @@ class TrainTest(parameterized.TestCase):
     again = train.train_and_evaluate(helpers.tiny_config(), workdir)
     self.assertEqual(again['test/mae'], self.ref['test/mae'])
 
+  @pytest.mark.device
   def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(self):
     workdir = self.workdir()
     shutil.copytree(self.ref_dir, workdir, dirs_exist_ok=True)
@@ -164,6 +170,8 @@ class TrainTest(parameterized.TestCase):
 
   @parameterized.named_parameters(('one_device', dict(num_devices=1)),
                                   ('pmap', dict(parallel='pmap')))
+  @pytest.mark.device
+  @helpers.needs_devices(8)
   def test_same_run_on_one_device_and_under_pmap(self, overrides):
     # The loss is a sum over the global batch: the psum of per-device gradients must give
     # the same update on 1 and 8 devices (a missing or doubled reduction would not), and
@@ -173,6 +181,8 @@ class TrainTest(parameterized.TestCase):
     self.assertEqual(jax.device_count(), 8)
     self.assert_same_as_reference(workdir, results, exact=False)
 
+  @pytest.mark.device
+  @helpers.needs_devices(4)
   def test_streaming_dataset_trains_and_resumes_exactly(self):
     # A tiny CUB archive (5 train, 2 test images of 3 classes) in the real layout: images
     # decoded and augmented on the host (RandomResizedCrop 224), each device fed its share.
@@ -218,6 +228,8 @@ class TrainTest(parameterized.TestCase):
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(source),
                  helpers.final_params(workdir)['backbone'])
 
+  @pytest.mark.device
+  @helpers.needs_devices(8)
   def test_mean_reduction_is_device_invariant_too(self):
     one, eight = self.workdir(), self.workdir()
     kw = dict(loss_reduction='mean', lr=0.5, num_steps=3)
@@ -226,6 +238,7 @@ class TrainTest(parameterized.TestCase):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5),
                  helpers.final_params(one), helpers.final_params(eight))
 
+  @pytest.mark.device
   def test_nan_loss_stops_with_the_step_and_keeps_a_good_checkpoint(self):
     workdir = self.workdir()
     config = helpers.tiny_config('task=classification,method=baseline', lr=1e30,

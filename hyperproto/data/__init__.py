@@ -10,7 +10,9 @@ Names:
   * `folder:NAME`: a user's own image folders, prepared with `--dataset=folder
     --name=NAME` (`folder.py`);
   * `tfds:NAME[/CONFIG][:VERSION]`: any TFDS dataset prepared in array_record format
-    (`generic.py`).
+    (`generic.py`);
+  * `synthetic`: random uint8 data of CIFAR-100's shape (sizes in its kwargs), for
+    timing the trainer (`synthetic.py`).
 Loaders take `data_dir` (default: $TFDS_DATA_DIR, else ~/tensorflow_datasets) and say
 what to do when the dataset is not prepared there. No TensorFlow is needed or imported.
 """
@@ -34,6 +36,7 @@ DATASETS: dict[str, str] = {
     'tiny_imagenet200': 'imagenet200:load_tiny',
     'cub': 'cub:load',
     'omniart': 'omniart:load',
+    'synthetic': 'synthetic:load',
 }
 PREFIXES: dict[str, str] = {'folder': 'folder:load', 'tfds': 'generic:load'}
 
