@@ -131,6 +131,8 @@ def part_benchmark(out: dict, emit: Callable[[], None]) -> None:
         kwargs = {}
         steps, repeats = (50, 5) if case == 'resnet32' else (20, 5)
       out[key] = benchmark.bench_ours(case, dtype, steps, repeats, dim=64, **kwargs)
+      if tiny:
+        out[key]['model_kwargs'] = TINY_MODELS[case]
     except Exception as e:  # pylint: disable=broad-except
       out[key] = {'error': f'{type(e).__name__}: {e}',
                   'traceback_tail': _tail(traceback.format_exc())}
@@ -410,8 +412,10 @@ def summary(report: dict) -> str:
   def fmt(name, p):
     if name == 'devices':
       check = p.get('check_devices', {})
+      memory = p.get('memory_gib')
       return (f'jax {p.get("jax")}, jaxlib {p.get("jaxlib")}, memory '
-              f'{p.get("memory_gib")} GiB, host cores {p.get("host_cpus")}; '
+              f'{"n/a" if memory is None else memory} GiB, host cores '
+              f'{p.get("host_cpus")}; '
               f'check_devices ok: {check.get("ok")}')
     if name == 'tests':
       return (f'{p.get("passed", 0)} passed, {p.get("failed", 0)} failed, '
@@ -421,7 +425,8 @@ def summary(report: dict) -> str:
       cells = []
       for key, r in p.items():
         if isinstance(r, dict) and 'images_per_s' in r:
-          cells.append(f'{key} (batch {r["batch"]}, {r["image_size"]} px): '
+          reduced = ', reduced' if 'model_kwargs' in r else ''
+          cells.append(f'{key} (batch {r["batch"]}, {r["image_size"]} px{reduced}): '
                        f'{r["images_per_s"]} images/s, compile {r["compile_s"]} s')
         elif isinstance(r, dict) and 'error' in r:
           cells.append(f'{key}: {r["error"]}')
