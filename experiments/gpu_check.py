@@ -140,28 +140,27 @@ def part_benchmark(out: dict, emit: Callable[[], None]) -> None:
 
 
 class _StepLog:
-  """Collects the trainer's step lines (`step %d/%d | ...`) with their times."""
+  """Follows the trainer's log: step lines (`step %d/%d | ...`) with their times, the
+  first step's seconds and the time of the final metrics; calls `on_step` per line."""
 
-  def __init__(self):
+  def __init__(self, on_step: Callable[[], None]):
     import logging as py_logging  # pylint: disable=g-import-not-at-top
+    self.steps, self.first_step_s, self.final_at = [], None, None
+    sink = self
 
     class Handler(py_logging.Handler):
-
-      def __init__(self, sink):
-        super().__init__(level=py_logging.INFO)
-        self.sink = sink
 
       def emit(self, record):
         msg = str(record.msg)
         if msg.startswith('step %d/%d | ') and ' | %s | %s' in msg:
-          self.sink.steps.append((int(record.args[0]), record.created))
+          sink.steps.append((int(record.args[0]), record.created))
+          on_step()
         elif msg.startswith('First step'):
-          self.sink.first_step_s = float(record.args[0])
+          sink.first_step_s = round(float(record.args[0]), 2)
         elif msg.startswith('Final '):
-          self.sink.final_at = record.created
+          sink.final_at = record.created
 
-    self.steps, self.first_step_s, self.final_at = [], None, None
-    self.handler = Handler(self)
+    self.handler = Handler(level=py_logging.INFO)
 
 
 def part_train(out: dict, emit: Callable[[], None]) -> None:
@@ -182,7 +181,6 @@ def part_train(out: dict, emit: Callable[[], None]) -> None:
     config.model.kwargs = ml_collections.ConfigDict(TINY_MODELS['resnet32'])
     config.batch_size = 32
     config.log_every_steps = 2
-  recipe_steps = RECIPE_EPOCHS * (50_000 // 128)
   out.update(config='configs/cifar100.py (data: synthetic)', backbone=config.model.name,
              model_kwargs=config.model.kwargs.to_dict(),
              dtype=config.model.dtype, batch_size=config.batch_size,
@@ -190,46 +188,49 @@ def part_train(out: dict, emit: Callable[[], None]) -> None:
              log_every_steps=config.log_every_steps)
   emit()
 
-  log = _StepLog()
+  def update():
+    """The rates so far (written at every step line: a run cut short keeps them)."""
+    out.update(first_step_s=log.first_step_s, log_points=[s for s, _ in log.steps])
+    if len(log.steps) < 3:
+      out['steady_images_per_s'] = None
+      out['note'] = (f'{len(log.steps)} step lines: a rate needs 3 (steps > 2 x '
+                     f'log_every_steps = {config.log_every_steps})')
+      emit()
+      return
+    out.pop('note', None)
+    # From the second step line on: the first interval holds the warm-up.
+    (s0, t0), (s1, t1) = log.steps[1], log.steps[-1]
+    rate = (s1 - s0) * config.batch_size / (t1 - t0)
+    out['steady_images_per_s'] = round(rate, 1)
+    out['steady_steps_per_s'] = round(rate / config.batch_size, 2)
+    # The recipe: 250 epochs of 390 steps of 128, a test evaluation every 10 epochs.
+    train_s = RECIPE_EPOCHS * (50_000 // 128) * 128 / rate
+    out['projected_recipe'] = (f'{RECIPE_EPOCHS} epochs x {50_000 // 128} steps of '
+                               f'batch 128 at the steady rate'
+                               + (f' (of batch {config.batch_size} here)' if tiny else ''))
+    out['projected_recipe_train_h'] = round(train_s / 3600, 3)
+    if log.final_at:
+      # Checkpoint wait + evaluation of the test split (its compilation included), then
+      # 25 of them, each of the real 10,000 test images.
+      out['final_eval_s'] = round(log.final_at - t1, 2)
+      evals = RECIPE_EPOCHS // 10
+      out['projected_recipe_with_evals_h'] = round(
+          (train_s + evals * out['final_eval_s'] * 10_000 / num_test) / 3600, 3)
+    emit()
+
+  log = _StepLog(update)
   logging.set_verbosity(logging.INFO)
   logging.get_absl_logger().addHandler(log.handler)
   workdir = tempfile.mkdtemp(prefix='gpu_check_train_')
   try:
     t = time.perf_counter()
     results = train.train_and_evaluate(config, workdir)
-    wall = time.perf_counter() - t
+    out.update(wall_s=round(time.perf_counter() - t, 1),
+               test_accuracy=results.get('test/accuracy'))
   finally:
     logging.get_absl_logger().removeHandler(log.handler)
     shutil.rmtree(workdir, ignore_errors=True)
-  out.update(wall_s=round(wall, 1), first_step_s=(
-      round(log.first_step_s, 2) if log.first_step_s is not None else None),
-             test_accuracy=results.get('test/accuracy'),
-             log_points=[s for s, _ in log.steps])
-  # Steady rate: from the second step line on (the first interval holds the warm-up).
-  if len(log.steps) >= 3:
-    (s0, t0), (s1, t1) = log.steps[1], log.steps[-1]
-    rate = (s1 - s0) * config.batch_size / (t1 - t0)
-    out['steady_images_per_s'] = round(rate, 1)
-    out['steady_steps_per_s'] = round(rate / config.batch_size, 2)
-    if log.final_at:
-      # Checkpoint wait + evaluation of the test split (its compilation included).
-      out['final_eval_s'] = round(log.final_at - t1, 2)
-    # The recipe: 250 epochs of 390 steps of 128, a test evaluation every 10 epochs.
-    train_s = recipe_steps * 128 / rate
-    out['projected_recipe'] = (f'{RECIPE_EPOCHS} epochs x {50_000 // 128} steps of '
-                               f'batch 128 at the steady rate'
-                               + (' (batch 32 here)' if tiny else ''))
-    out['projected_recipe_train_h'] = round(train_s / 3600, 3)
-    if 'final_eval_s' in out:
-      evals = RECIPE_EPOCHS // 10
-      scale = 10_000 / num_test  # per eval of the real 10,000 test images
-      out['projected_recipe_with_evals_h'] = round(
-          (train_s + evals * out['final_eval_s'] * scale) / 3600, 3)
-  else:
-    out['steady_images_per_s'] = None
-    out['note'] = (f'only {len(log.steps)} step lines: raise --train_steps above '
-                   f'3 x log_every_steps ({config.log_every_steps})')
-  emit()
+  update()
 
 
 def part_input(out: dict, emit: Callable[[], None]) -> None:
