@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 from xml.etree import ElementTree
 
 from absl import app
@@ -49,8 +49,8 @@ sys.path.insert(0, ROOT)  # configs/, experiments/ and hyperproto/ from a checko
 
 _OUT = flags.DEFINE_string('out', None, 'Folder for gpu_check.json / .md / .log.')
 _BUDGET = flags.DEFINE_float('budget_s', 420.0, 'Time budget of the whole run (s).')
-_ALLOW_CPU = flags.DEFINE_bool('allow_cpu', False, 'Run tiny versions of the parts on '
-                               'the CPU when JAX sees no accelerator (for the suite).')
+_ALLOW_CPU = flags.DEFINE_bool('allow_cpu', False, 'Tiny versions of the parts, and no '
+                               'error when JAX sees only a CPU (the suite runs this).')
 _ONLY = flags.DEFINE_list('only', [], 'Run only these parts (default: all).')
 _TESTS = flags.DEFINE_list('tests', None, 'What the tests part gives pytest, with '
                            '-m device (default: tests/, all of them; with --allow_cpu, '
@@ -61,7 +61,8 @@ _CHILD = flags.DEFINE_string('child', None, 'Internal: run this part here, write
                              'results to --child_out.')
 _CHILD_OUT = flags.DEFINE_string('child_out', None, 'Internal.')
 
-# name: share of the time budget (a plan for an H100/H200: see the module docstring).
+# name: share of the time budget, from what each part was expected to take on one H200
+# (a guess: gpu_check has not run on a GPU yet).
 SHARES = {'devices': 0.08, 'tests': 0.27, 'benchmark': 0.30, 'train': 0.22,
           'input': 0.13}
 MIN_PART_S = 10.0
@@ -137,6 +138,9 @@ def part_benchmark(out: dict, emit: Callable[[], None]) -> None:
       out[key] = {'error': f'{type(e).__name__}: {e}',
                   'traceback_tail': _tail(traceback.format_exc())}
     emit()
+  failed = [k for k, v in out.items() if 'error' in v]
+  if failed:
+    out['error'] = f'failed: {", ".join(failed)}'
 
 
 class _StepLog:
@@ -395,6 +399,8 @@ def run_devices(runner: Runner, timeout: float) -> dict:
   else:
     result['check_devices'] = {'error': 'timeout' if rc is None else f'exit code {rc}',
                                'traceback_tail': _tail(output)}
+  if not result['check_devices'].get('ok'):
+    result.setdefault('error', 'check_devices failed (see check_devices)')
   return result
 
 
