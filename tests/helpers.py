@@ -14,6 +14,19 @@ from configs import digits  # pylint: disable=g-import-not-at-top,wrong-import-p
 from hyperproto import export  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
+# Reduced instances of every paper backbone family, for real forward/backward passes and
+# training steps: (registry name, input size, kwargs overriding the variant's sizes).
+TINY_BACKBONES = {
+    'cifar_resnet': ('resnet20', 32, dict(depth=8)),
+    'resnet_basic': ('resnet18', 32, dict(stage_sizes=(1, 1, 1, 1), width=8,
+                                          pool_size=None)),
+    'resnet_bottleneck': ('resnet50', 32, dict(stage_sizes=(1, 1, 1, 1), width=8,
+                                               pool_size=None)),
+    'densenet': ('densenet121', 32, dict(blocks=(1, 1, 1, 1), growth_rate=4)),
+    'vit': ('vit_s4', 16, dict(depth=2, width=32, mlp_dim=64, num_heads=2)),
+}
+
+
 def tiny_config(arg: str = '', **overrides):
   """Digits at 16x16, a 2-stage CNN of width 8/16, global batch 16, 6 steps."""
   config = digits.get_config(arg)

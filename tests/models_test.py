@@ -17,6 +17,7 @@ import pytest
 from absl.testing import absltest
 from absl.testing import parameterized
 
+import helpers
 from hyperproto import models
 from hyperproto.models import densenet
 from hyperproto.models import resnet
@@ -52,16 +53,8 @@ FEATURES = {'resnet': 64, 'resnet18': 512, 'resnet34': 512, 'resnet50': 2048,
             'densenet121': 1024, 'densenet121_64': 1024, 'vit_ti4': 192, 'vit_s4': 384,
             'vit_ti16': 192, 'vit_s16': 384, 'vit_b16': 768}
 
-# Reduced instances of each code path, for real forward/backward passes.
-TINY = {
-    'cifar_resnet': ('resnet20', 32, dict(depth=8)),
-    'resnet_basic': ('resnet18', 32, dict(stage_sizes=(1, 1, 1, 1), width=8,
-                                          pool_size=None)),
-    'resnet_bottleneck': ('resnet50', 32, dict(stage_sizes=(1, 1, 1, 1), width=8,
-                                               pool_size=None)),
-    'densenet': ('densenet121', 32, dict(blocks=(1, 1, 1, 1), growth_rate=4)),
-    'vit': ('vit_s4', 16, dict(depth=2, width=32, mlp_dim=64, num_heads=2)),
-}
+# Reduced instances of each code path.
+TINY = helpers.TINY_BACKBONES
 
 
 # Compile without most XLA optimisations: the tests check shapes and values, not speed,
