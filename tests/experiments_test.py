@@ -1,5 +1,6 @@
-"""Sweep expansion (launch.py), the tables next to the paper's numbers (tables.py) and the
-parts of the PyTorch parity check (parity_torch.py) that run without PyTorch."""
+"""Sweep expansion (launch.py), the tables next to the paper's numbers (tables.py), the
+parts of the PyTorch parity check (parity_torch.py) that run without PyTorch, and the
+mutation list of mutation_check.py against the code."""
 
 import importlib.util
 import json
@@ -15,6 +16,7 @@ import helpers
 
 sys.path.insert(0, os.path.join(helpers.ROOT, 'experiments'))
 import launch  # pylint: disable=g-import-not-at-top,wrong-import-position
+import mutation_check  # pylint: disable=g-import-not-at-top,wrong-import-position
 import parity_torch  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tables  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -177,6 +179,20 @@ class ParityTorchTest(absltest.TestCase):
     self.assertEqual(out.returncode, 2, out.stderr[-2000:])
     self.assertIn('needs PyTorch', out.stderr)
     self.assertIn('pip install torch==2.13.0', out.stderr)
+
+
+class MutationListTest(absltest.TestCase):
+  """experiments/mutation_check.py is not run in CI, but its list must fit the code."""
+
+  def test_every_snippet_occurs_exactly_once(self):
+    self.assertEqual(mutation_check.check(), [])
+
+  def test_check_reports_a_stale_snippet(self):
+    stale = mutation_check.Mutation('stale', 'hyperproto/losses.py', 'no such code',
+                                    'x', ('tests/no_test.py',))
+    self.assertEqual(mutation_check.check([stale]), [
+        "stale: the snippet occurs 0 times in hyperproto/losses.py (must be once): "
+        "'no such code'", 'stale: no test file tests/no_test.py'])
 
 
 if __name__ == '__main__':

@@ -1,0 +1,258 @@
+"""Do the tests bite? Puts deliberate bugs into a copy of the code, one at a time.
+
+  python experiments/mutation_check.py [--only=loss_without_square,...] [--jobs=2]
+  python experiments/mutation_check.py --list
+
+Each entry of MUTATIONS is a bug a plausible edit could introduce: a file, an exact
+snippet of it (which must occur exactly once, so the list cannot silently rot when the
+code changes; tests/experiments_test.py checks that in CI), its replacement, and the
+tests that must catch it. For each mutation the repository (code, tests, configs,
+setup.cfg) is copied to a temporary directory, the snippet replaced there, and pytest
+runs the named tests on the copy (`-x`, PYTHONPATH at the copy). A mutation is *caught*
+when a test fails; it *survived* when they all pass. `error` (pytest could not collect or
+run the tests, e.g. a -k expression that selects nothing) and `timeout` need a look too.
+Prints a table; exits non-zero unless every mutation was caught.
+
+Not part of CI: on 2 CPU cores the full list takes ~2 minutes with --jobs=2. Run it before resolving
+an issue that touches the losses, the train step, data order, augmentation, placement
+metrics or checkpoints, and add a mutation for every new method (see CONTRIBUTING.md).
+"""
+
+import concurrent.futures
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Not copied: version control, environments, caches, run outputs.
+IGNORE = shutil.ignore_patterns('.git', '.venv', '__pycache__', '*.egg-info',
+                                '.pytest_cache', 'workdirs', 'build', 'dist')
+TIMEOUT_S = 1200
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+  """One deliberate bug.
+
+  Attributes:
+    name: short identifier (for --only).
+    path: the file to change, relative to the repository root.
+    old: a snippet that occurs exactly once in that file.
+    new: its replacement.
+    tests: pytest arguments selecting the tests that must catch it (files or node ids).
+    k: an optional pytest -k expression narrowing them.
+  """
+  name: str
+  path: str
+  old: str
+  new: str
+  tests: tuple[str, ...]
+  k: str = ''
+
+
+MUTATIONS = (
+    Mutation('loss_without_square', 'hyperproto/losses.py',
+             'return reduce((1.0 - cos_B) ** 2, reduction, mask_B)',
+             'return reduce(1.0 - cos_B, reduction, mask_B)',
+             ('tests/losses_test.py',)),
+    Mutation('regression_target_shifted', 'hyperproto/losses.py',
+             '(jnp.asarray(y, jnp.float32) - low) / (high - low) - 1.0',
+             '(jnp.asarray(y, jnp.float32) - low) / (high - low) - 0.9',
+             ('tests/losses_test.py',)),
+    # ViT has no BatchNorm: this is the mutation its 1-vs-8-device test must catch.
+    Mutation('gradients_pmean_not_psum', 'hyperproto/train.py',
+             'grads = jax.lax.psum(grads, AXIS)',
+             'grads = jax.lax.pmean(grads, AXIS)',
+             ('tests/parallel_test.py',), k='vit'),
+    # Without the cast, shard_map already sums the gradient of the replicated params
+    # over devices, and the explicit psum sums it again.
+    Mutation('gradients_summed_twice', 'hyperproto/train.py',
+             "params = jax.lax.pcast(state.params, AXIS, to='varying')",
+             'params = state.params',
+             ('tests/parallel_test.py',), k='cnn'),
+    Mutation('eval_count_ignores_mask', 'hyperproto/objectives.py',
+             "sums = {'count': jnp.sum(mask)}",
+             "sums = {'count': jnp.asarray(z.shape[0], jnp.float32)}",
+             ('tests/objectives_test.py',)),
+    Mutation('flip_removed', 'hyperproto/data/device_input.py',
+             'return jnp.where(jax.random.bernoulli(flip_key), crop[:, ::-1], crop)',
+             'return crop',
+             ('tests/device_input_test.py',)),
+    # Pairs at the max cosine are counted over i < j; i <= j adds every self-pair.
+    Mutation('placement_pairs_off_by_one', 'hyperproto/prototypes/metrics.py',
+             'upper = np.arange(num_classes)[None] > idx[:, None]',
+             'upper = np.arange(num_classes)[None] >= idx[:, None]',
+             ('tests/prototypes_test.py',)),
+    Mutation('resume_from_oldest_checkpoint', 'hyperproto/checkpointing.py',
+             'for step in sorted(self._manager.all_steps(), reverse=True):',
+             'for step in sorted(self._manager.all_steps()):',
+             ('tests/checkpointing_test.py',)),
+    # BatchNorm statistics no longer synchronised over devices, one per backbone family
+    # with BatchNorm (ViT has none).
+    Mutation('unsynced_bn_cifar_resnet', 'hyperproto/models/resnet.py',
+             'shortcut_kernel=3, dtype=self.dtype, axis_name=self.axis_name,',
+             'shortcut_kernel=3, dtype=self.dtype, axis_name=None,',
+             ('tests/parallel_test.py',), k='cifar_resnet'),
+    Mutation('unsynced_bn_resnet_basic', 'hyperproto/models/resnet.py',
+             'norm = functools.partial(_norm, train, self.dtype, self.axis_name)\n'
+             '    residual = x',
+             'norm = functools.partial(_norm, train, self.dtype, None)\n'
+             '    residual = x',
+             ('tests/parallel_test.py',), k='resnet_basic'),
+    Mutation('unsynced_bn_resnet_bottleneck', 'hyperproto/models/resnet.py',
+             'norm = functools.partial(_norm, train, self.dtype, self.axis_name)\n'
+             '    out_features',
+             'norm = functools.partial(_norm, train, self.dtype, None)\n'
+             '    out_features',
+             ('tests/parallel_test.py',), k='resnet_bottleneck'),
+    Mutation('unsynced_bn_densenet', 'hyperproto/models/densenet.py',
+             'dtype=dtype, axis_name=axis_name, name=name)',
+             'dtype=dtype, axis_name=None, name=name)',
+             ('tests/parallel_test.py',), k='densenet'),
+    Mutation('unsynced_bn_cnn', 'hyperproto/models/cnn.py',
+             'dtype=self.dtype, axis_name=self.axis_name,',
+             'dtype=self.dtype, axis_name=None,',
+             ('tests/parallel_test.py',), k='cnn'),
+)
+
+
+def check(mutations=MUTATIONS, root: str = ROOT) -> list[str]:
+  """Problems with the list against the code under `root` (empty when well-formed)."""
+  problems = []
+  names = [m.name for m in mutations]
+  problems += [f'{n}: duplicate name' for n in sorted({n for n in names
+                                                        if names.count(n) > 1})]
+  for m in mutations:
+    path = os.path.join(root, m.path)
+    if not os.path.isfile(path):
+      problems.append(f'{m.name}: no file {m.path}')
+      continue
+    with open(path) as f:
+      count = f.read().count(m.old)
+    if count != 1:
+      problems.append(f'{m.name}: the snippet occurs {count} times in {m.path} '
+                      f'(must be once): {m.old!r}')
+    if m.old == m.new:
+      problems.append(f'{m.name}: the replacement equals the snippet')
+    for test in m.tests:
+      if not os.path.isfile(os.path.join(root, test.split('::')[0])):
+        problems.append(f'{m.name}: no test file {test}')
+  return problems
+
+
+def _first_failure(output: str) -> str:
+  """The first failing test's id in pytest's short summary ('' if none)."""
+  match = re.search(r'^(?:SUB)?(?:FAILED|ERROR)(?:\[[^\]]*\])? (\S+)', output, re.M)
+  return match.group(1).split('::')[-1] if match else ''
+
+
+def run_one(m: Mutation, kernel_cache: str, mutate: bool = True) -> dict:
+  """Applies `m` to a fresh copy of the repository and runs its tests there."""
+  start = time.perf_counter()
+  with tempfile.TemporaryDirectory(prefix=f'hyperproto_mutant_{m.name}_') as tmp:
+    copy = os.path.join(tmp, 'repo')
+    shutil.copytree(ROOT, copy, ignore=IGNORE)
+    if mutate:
+      path = os.path.join(copy, m.path)
+      with open(path) as f:
+        text = f.read()
+      if text.count(m.old) != 1:
+        raise ValueError(f'{m.name}: the snippet must occur exactly once in {m.path}.')
+      with open(path, 'w') as f:
+        f.write(text.replace(m.old, m.new))
+    # The copy first on the path (before the editable install of the original); the
+    # native conv kernel is built once and shared (its cache key is its source's hash).
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [copy, os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep),
+               HYPERPROTO_KERNEL_CACHE=kernel_cache)
+    where = subprocess.run(
+        [sys.executable, '-c', 'import hyperproto; print(hyperproto.__file__)'],
+        cwd=copy, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    if not where.startswith(copy):
+      raise RuntimeError(f'The tests would import hyperproto from {where}, not from the '
+                         f'mutated copy {copy}.')
+    command = [sys.executable, '-m', 'pytest', '-x', '-q', '-n', '0', '-p',
+               'no:cacheprovider', *m.tests, *(['-k', m.k] if m.k else [])]
+    try:
+      proc = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True,
+                            timeout=TIMEOUT_S)
+      output = proc.stdout + proc.stderr
+      # pytest: 0 all passed, 1 some failed, 2+ interrupted, usage error, none collected.
+      result = {0: 'survived' if mutate else 'passed', 1: 'caught'}.get(proc.returncode,
+                                                                         'error')
+    except subprocess.TimeoutExpired as e:
+      output, result = str(e.stdout or ''), 'timeout'
+  return dict(name=m.name, path=m.path, result=result, output=output,
+              caught_by=_first_failure(output), seconds=time.perf_counter() - start)
+
+
+def table(rows: list[dict]) -> str:
+  lines = ['| mutation | file | result | first failing test | seconds |',
+           '|---|---|---|---|---:|']
+  lines += [f'| {r["name"]} | {r["path"]} | {r["result"]} | {r["caught_by"]} | '
+            f'{r["seconds"]:.0f} |' for r in rows]
+  return '\n'.join(lines)
+
+
+def define_flags():
+  """The command line's flags (defined only when run as a program)."""
+  flags.DEFINE_list('only', [], 'Run only these mutations (names; see --list).')
+  flags.DEFINE_bool('list', False, 'List the mutations and exit.')
+  flags.DEFINE_integer('jobs', 1, 'Mutations tested in parallel (each runs pytest '
+                       'with one worker).')
+  flags.DEFINE_bool('baseline', False, 'Run the selected tests on the unmutated copy '
+                    'instead: they must all pass.')
+
+
+def main(argv):
+  del argv
+  problems = check()
+  if problems:
+    sys.exit('The mutation list does not match the code:\n  ' + '\n  '.join(problems))
+  selected = [m for m in MUTATIONS if not FLAGS.only or m.name in FLAGS.only]
+  unknown = set(FLAGS.only) - {m.name for m in MUTATIONS}
+  if unknown:
+    sys.exit(f'Unknown mutations {sorted(unknown)}; see --list.')
+  if FLAGS.list:
+    for m in selected:
+      print(f'{m.name:32s} {m.path:36s} {" ".join(m.tests)}'
+            f'{f" -k {m.k}" if m.k else ""}')
+    return
+  expected = 'passed' if FLAGS.baseline else 'caught'
+  print(f'{len(selected)} mutations, {FLAGS.jobs} at a time'
+        f'{" (baseline: unmutated)" if FLAGS.baseline else ""}.', flush=True)
+  start = time.perf_counter()
+  with tempfile.TemporaryDirectory(prefix='hyperproto_mutant_kernels_') as kernels:
+    with concurrent.futures.ThreadPoolExecutor(FLAGS.jobs) as pool:
+      futures = [pool.submit(run_one, m, kernels, not FLAGS.baseline) for m in selected]
+      rows = []
+      for future in futures:
+        rows.append(future.result())
+        r = rows[-1]
+        print(f'  {r["name"]}: {r["result"]} ({r["seconds"]:.0f} s)', flush=True)
+        if r['result'] != expected:
+          print('    ' + '\n    '.join(r['output'].strip().splitlines()[-15:]),
+                flush=True)
+  print()
+  print(table(rows))
+  bad = [r['name'] for r in rows if r['result'] != expected]
+  print(f'\n{len(rows) - len(bad)}/{len(rows)} {expected} in '
+        f'{time.perf_counter() - start:.0f} s.' + (f' Not {expected}: {", ".join(bad)}.'
+                                                    if bad else ''))
+  if bad:
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)
