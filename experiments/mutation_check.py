@@ -13,9 +13,12 @@ when a test fails; it *survived* when they all pass. `error` (pytest could not c
 run the tests, e.g. a -k expression that selects nothing) and `timeout` need a look too.
 Prints a table; exits non-zero unless every mutation was caught.
 
-Not part of CI: on 2 CPU cores the full list takes ~2 minutes with --jobs=2. Run it before resolving
-an issue that touches the losses, the train step, data order, augmentation, placement
-metrics or checkpoints, and add a mutation for every new method (see CONTRIBUTING.md).
+`--baseline` runs each selection of tests once on an unmutated copy instead (they must
+pass, or "caught" means nothing).
+
+Not part of CI (a few minutes on 2 CPU cores). Run it before resolving an issue that
+touches the losses, the train step, data order or augmentation, placement metrics or
+checkpoints, and add a mutation for every new method (see CONTRIBUTING.md).
 """
 
 import concurrent.futures
@@ -159,7 +162,8 @@ def _first_failure(output: str) -> str:
 def run_one(m: Mutation, kernel_cache: str, mutate: bool = True) -> dict:
   """Applies `m` to a fresh copy of the repository and runs its tests there."""
   start = time.perf_counter()
-  with tempfile.TemporaryDirectory(prefix=f'hyperproto_mutant_{m.name}_') as tmp:
+  prefix = 'hyperproto_mutant_' + re.sub(r'\W+', '_', m.name)[:40] + '_'
+  with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
     copy = os.path.join(tmp, 'repo')
     shutil.copytree(ROOT, copy, ignore=IGNORE)
     if mutate:
@@ -229,8 +233,12 @@ def main(argv):
             f'{f" -k {m.k}" if m.k else ""}')
     return
   expected = 'passed' if FLAGS.baseline else 'caught'
-  print(f'{len(selected)} mutations, {FLAGS.jobs} at a time'
-        f'{" (baseline: unmutated)" if FLAGS.baseline else ""}.', flush=True)
+  if FLAGS.baseline:  # Each distinct selection of tests once, unmutated.
+    selections = dict.fromkeys((m.tests, m.k) for m in selected)
+    selected = [Mutation(' '.join(tests) + (f' -k {k}' if k else ''), '-', '', '',
+                         tests, k) for tests, k in selections]
+  what = 'selections of tests, unmutated' if FLAGS.baseline else 'mutations'
+  print(f'{len(selected)} {what}, {FLAGS.jobs} at a time.', flush=True)
   start = time.perf_counter()
   with tempfile.TemporaryDirectory(prefix='hyperproto_mutant_kernels_') as kernels:
     with concurrent.futures.ThreadPoolExecutor(FLAGS.jobs) as pool:
