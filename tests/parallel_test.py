@@ -19,6 +19,7 @@ import functools
 import jax
 import numpy as np
 import optax
+import pytest
 from absl.testing import absltest
 from absl.testing import parameterized
 
@@ -105,8 +106,9 @@ class BackbonesOnDevicesTest(parameterized.TestCase):
     jax.config.update(flag, True)
 
   @parameterized.named_parameters((family, *spec) for family, spec in BACKBONES.items())
+  @pytest.mark.device
+  @helpers.needs_devices(8)
   def test_one_device_and_eight_agree(self, name, size, kwargs):
-    self.assertEqual(jax.device_count(), 8)
     setup_out = setup(name, size, kwargs)
     # The reference runs under pmap: shard_map would already refuse to trace a step
     # with unsynchronised BatchNorm on one device, before either comparison.
