@@ -11,7 +11,7 @@ What breaks it (experiments/mutation_check.py): a mean instead of a sum of gradi
 or a BatchNorm left out of the synchronisation (`axis_name=None` in a backbone). Under
 pmap the parameters then differ (every BatchNorm unsynchronised: by 2,000x the tolerance
 or more); shard_map refuses to trace such a step, its statistics differing across
-devices. ~40 s on 2 cores.
+devices. 30-50 s on 2 cores, depending on their load.
 """
 
 import functools
