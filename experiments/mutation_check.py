@@ -92,6 +92,17 @@ MUTATIONS = (
              'return jnp.where(jax.random.bernoulli(flip_key), crop[:, ::-1], crop)',
              'return crop',
              ('tests/device_input_test.py',)),
+    # Streamed data (grain): the crop seed of an example is keyed by its position in the
+    # *global* batch; keyed by the position in this host's share, hosts repeat crops.
+    Mutation('streaming_crop_seed_per_host', 'hyperproto/data/streaming.py',
+             '[(self.seed, 0, int(step), self.first + j) for j in range(self.local)]',
+             '[(self.seed, 0, int(step), j) for j in range(self.local)]',
+             ('tests/data_streaming_test.py',)),
+    # A streamed epoch's order must change with the epoch (a fresh permutation each).
+    Mutation('streaming_order_ignores_epoch', 'hyperproto/data/streaming.py',
+             'return np.random.default_rng([seed, 2, epoch]).permutation(n)',
+             'return np.random.default_rng([seed, 2]).permutation(n)',
+             ('tests/data_streaming_test.py',)),
     # Pairs at the max cosine are counted over i < j; i <= j adds every self-pair.
     Mutation('placement_pairs_off_by_one', 'hyperproto/prototypes/metrics.py',
              'upper = np.arange(num_classes)[None] > idx[:, None]',

@@ -143,6 +143,7 @@ class CubTest(absltest.TestCase):
     ds = data.load('cub', data_dir=self.tmp, **SMALL)
     ids = ds.example_ids('train')
     full = list(ds.train_batches('train', 0, 4, seed=1, num_steps=3))  # epoch = 1 step
+    orders = set()
     for batch in full:
       self.assertEqual(batch['image'].shape, (4, 32, 32, 3))
       self.assertEqual(batch['image'].dtype, np.uint8)
@@ -150,6 +151,8 @@ class CubTest(absltest.TestCase):
       self.assertLen(set(got), 4)  # no repeats within a batch
       self.assertContainsSubset(got, ids)
       np.testing.assert_array_equal(batch['label'], [(i - 1) % 3 for i in got])
+      orders.add(tuple(got))
+    self.assertLen(orders, 3)  # each epoch a permutation of its own
     resumed = next(ds.train_batches('train', 2, 4, seed=1))
     np.testing.assert_array_equal(resumed['image'], full[2]['image'])
     np.testing.assert_array_equal(ds.train_batch('train', 1, 4, 1)['image'],
@@ -197,6 +200,33 @@ class CubTest(absltest.TestCase):
     np.testing.assert_array_equal(a['label'], [0, 2])
     self.assertIsNotNone(faithful._eval_spec('test', 0, 2, 0, 0, 1)[1][0])
     self.assertIsNone(plain._eval_spec('test', 0, 2, 0, 0, 1)[1][0])
+
+
+class CropSeedTest(absltest.TestCase):
+  """Crops and flips are keyed by the position in the global batch: seen on images with
+  texture (the colour tests above cannot see a crop)."""
+
+  def test_each_host_crops_its_share_as_one_host_would(self):
+    tmp = tmpdir(self)
+    y, x = np.mgrid[0:60, 0:80]
+    for k in range(6):
+      image = np.stack([(x * 3 + k * 7) % 256, (y * 4) % 256, (x * y + k) % 256], -1)
+      path = os.path.join(tmp, 'm', 'train' if k < 4 else 'test', f'c{k % 2}')
+      os.makedirs(path, exist_ok=True)
+      Image.fromarray(image.astype(np.uint8)).save(os.path.join(path, f'{k}.png'))
+    prepare.prepare('folder', os.path.join(tmp, 'm'), tmp, name='textured')
+    ds = data.load('folder:textured', data_dir=tmp, image_size=24, resident=False,
+                   num_workers=0, resize_size=28)
+    full = ds.train_batch('train', 5, 4, seed=3)
+    shares = [next(ds.train_batches('train', 5, 4, seed=3, process_index=p,
+                                    process_count=2)) for p in range(2)]
+    np.testing.assert_array_equal(np.concatenate([s['image'] for s in shares]),
+                                  full['image'])
+    # The same step and seed give the same crops again; another seed, other crops.
+    again = ds.train_batch('train', 5, 4, seed=3)
+    np.testing.assert_array_equal(again['image'], full['image'])
+    self.assertFalse(np.array_equal(full['image'],
+                                    ds.train_batch('train', 5, 4, seed=4)['image']))
 
 
 class OmniArtTest(absltest.TestCase):
