@@ -54,7 +54,8 @@ def main(argv):
     sys.exit(130)
   summary = ', '.join(f'{k} = {v:.4f}' for k, v in results.items()
                       if isinstance(v, float) and '/' in k)
-  unit = results.get('target_unit')
+  has_mae = any(k.endswith('/mae') for k in results)
+  unit = results.get('target_unit') if has_mae else None
   if jax.process_index() != 0:
     return
   print(f'Final results after {results["step"]} steps: {summary}'
