@@ -172,28 +172,21 @@ def _cifar10_jpeg_source(manual_dir: str) -> str:
   return path
 
 
-class Cifar10Jpeg(builder_lib.Builder):
+class Cifar10Jpeg(image_folder.DecodedBuilder):
   """CIFAR-10 re-encoded as 32x32 JPEGs (an ImageFolder tree), decoded to uint8."""
   name = builder_lib.PREFIX + 'cifar10_jpeg'
   DATASET = 'cifar10_jpeg'
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'First TFDS version (images decoded to raw uint8 tensors).'}
+  SIZE = 32
   MANUAL_DOWNLOAD_INSTRUCTIONS = CIFAR10_JPEG_FILES
   MEAN, STD = CIFAR10_MEAN, CIFAR10_STD
-
-  def _features(self):
-    return tfds.features.FeaturesDict({'image': builder_lib.image_tensor((32, 32, 3)),
-                                       'label': tfds.features.ClassLabel()})
 
   def _examples(self, manual_dir):
     path = _cifar10_jpeg_source(manual_dir)
     names, items = image_folder.collect(sources.FileTree(path))
     if 'test' not in items:
       raise FileNotFoundError(f'{path} has train/ but no test/<class>/*.jpg.')
-    self.info.features['label'].names = list(names)
     self.report.update(source=path, classes=len(names))
-    return {split: image_folder.decoded(rows, split, names, 'RGB', 32, self.report)
-            for split, rows in items.items()}
+    return self._decoded(names, items)
 
 
 def load_cifar100(data_dir: Optional[str] = None, verify_checksums: bool = True) -> Dataset:

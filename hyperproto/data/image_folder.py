@@ -10,6 +10,8 @@ lists them in, so preparing the same files twice gives the same dataset.
 import re
 from typing import Callable, Iterator, Optional
 
+import tensorflow_datasets as tfds
+
 from hyperproto.data import builder as builder_lib
 from hyperproto.data import sources
 
@@ -76,3 +78,25 @@ def decoded(rows: list[Item], split: str, class_names: list[str], mode: str,
       report['resized'] = report.get('resized', 0) + 1
     yield f'{cls}/{fname}', {'image': image, 'label': index[cls]}
 
+
+class DecodedBuilder(builder_lib.Builder, skip_registration=True):
+  """Base of the image-folder datasets stored decoded: SIZE x SIZE RGB raw tensors
+  (images of another size resized, and counted) and a label from the class folders."""
+  name = 'hyperproto_decoded_folder'  # (abstract)
+  SIZE = 0
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'First TFDS version (images decoded to raw uint8 tensors).'}
+
+  def _features(self):
+    return tfds.features.FeaturesDict({
+        'image': builder_lib.image_tensor((self.SIZE, self.SIZE, 3)),
+        'label': tfds.features.ClassLabel()})
+
+  def _decoded(self, class_names: list[str], items: dict[str, list[Item]],
+               label_names: Optional[list[str]] = None) -> dict:
+    """Names the classes (`label_names`, default `class_names`, the folders) and
+    returns the decoded examples of each split."""
+    self.info.features['label'].names = list(label_names or class_names)
+    self.report.setdefault('resized', 0)
+    return {split: decoded(rows, split, class_names, 'RGB', self.SIZE, self.report)
+            for split, rows in items.items()}

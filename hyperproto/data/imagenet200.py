@@ -38,27 +38,13 @@ ImageNet-200 needs one of these in a folder DIR:
 _TINY_TRAIN = re.compile(r'(?:^|/)(train)/([^/]+)/images/([^/]+)$')
 
 
-class _Base(builder_lib.Builder):
-  """ImageNet at 64x64, decoded to raw uint8 tensors."""
-  name = 'hyperproto_imagenet64_base'
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'First TFDS version (images decoded to raw uint8 tensors).'}
-  MANUAL_DOWNLOAD_INSTRUCTIONS = FILES
-  MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
-
-  def _features(self):
-    return tfds.features.FeaturesDict({'image': builder_lib.image_tensor((SIZE, SIZE, 3)),
-                                       'label': tfds.features.ClassLabel()})
-
-  def _split_examples(self, class_names, items):
-    return {split: image_folder.decoded(rows, split, class_names, 'RGB', SIZE, self.report)
-            for split, rows in items.items()}
-
-
-class Imagenet200(_Base):
+class Imagenet200(image_folder.DecodedBuilder):
   """The HPN authors' ImageNet-200: 200 classes of 64x64 images (an ImageFolder tree)."""
   name = builder_lib.PREFIX + 'imagenet200'
   DATASET = 'imagenet200'
+  SIZE = SIZE
+  MANUAL_DOWNLOAD_INSTRUCTIONS = FILES
+  MEAN, STD = IMAGENET_MEAN, IMAGENET_STD
 
   def _examples(self, manual_dir):
     path = sources.find_input(
@@ -69,12 +55,11 @@ class Imagenet200(_Base):
     names, items = image_folder.collect(sources.FileTree(path))
     if 'test' not in items:
       raise FileNotFoundError(f'{path} has train/ but no test/<class>/ images.\n{FILES}')
-    self.info.features['label'].names = list(names)
-    self.report.update(source=path, classes=len(names), resized=0)
-    return self._split_examples(names, items)
+    self.report.update(source=path, classes=len(names))
+    return self._decoded(names, items)
 
 
-class TinyImagenet200(_Base):
+class TinyImagenet200(Imagenet200):
   """Tiny-ImageNet-200 (the raw release): 200 wnids, 500 train images each; test = its
   labelled val split."""
   name = builder_lib.PREFIX + 'tiny_imagenet200'
@@ -125,9 +110,8 @@ class TinyImagenet200(_Base):
           words[wnid] = text.split(',')[0].strip()
     names = [words.get(w, w) for w in wnids]
     names = [n if names.count(n) == 1 else f'{n} ({w})' for n, w in zip(names, wnids)]
-    self.info.features['label'].names = list(names)
-    self.report.update(source=path, wnids=wnids, resized=0)
-    return self._split_examples(wnids, items)
+    self.report.update(source=path, wnids=wnids)
+    return self._decoded(wnids, items, label_names=names)
 
 
 def load(data_dir: Optional[str] = None, verify_checksums: bool = True) -> Dataset:
