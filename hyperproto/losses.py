@@ -24,22 +24,37 @@ EPS = 1e-9  # As the original (torch.nn.CosineSimilarity(eps=1e-9)).
 REDUCTIONS = ('sum', 'mean')
 
 
+def safe_norm(x: Array) -> Array:
+  """|x| along the last axis, with a finite gradient (zero) at x = 0.
+
+  `jnp.linalg.norm`'s gradient x / |x| is 0 / 0 = NaN at an all-zero row, and the eps
+  clamp of the cosine does not stop it (0 * NaN is NaN): one such output row would turn
+  the whole update into NaN, where PyTorch's CosineSimilarity stays finite. Zero rows
+  are replaced by ones before the norm and their norm set to 0 after it (the "double
+  where"); every other row goes through `jnp.linalg.norm` itself, so values and
+  gradients keep every bit (tested, compiled; the demo's numbers are unchanged).
+  """
+  nonzero = jnp.any(x != 0, axis=-1)
+  safe = jnp.where(nonzero[..., None], x, jnp.ones_like(x))
+  return jnp.where(nonzero, jnp.linalg.norm(safe, axis=-1), 0.0)
+
+
 def cosine_similarity(a: Array, b: Array, eps: float = EPS) -> Array:
-  """cos(a, b) along the last axis, in float32: a.b / max(|a| |b|, eps). Broadcasts."""
+  """cos(a, b) along the last axis, in float32: a.b / max(|a| |b|, eps). Broadcasts;
+  finite gradients everywhere (`safe_norm`)."""
   a = jnp.asarray(a, jnp.float32)
   b = jnp.asarray(b, jnp.float32)
   dot = jnp.sum(a * b, axis=-1)
-  norms = jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(b, axis=-1)
-  return dot / jnp.maximum(norms, eps)
+  return dot / jnp.maximum(safe_norm(a) * safe_norm(b), eps)
 
 
 def cosine_matrix(z_BxD: Array, protos_CxD: Array, eps: float = EPS) -> Array:
-  """All cosines between outputs and prototypes, B x C, in float32."""
+  """All cosines between outputs and prototypes, B x C, in float32 (finite gradients
+  everywhere, `safe_norm`)."""
   z_BxD = jnp.asarray(z_BxD, jnp.float32)
   protos_CxD = jnp.asarray(protos_CxD, jnp.float32)
   dots_BxC = z_BxD @ protos_CxD.T
-  norms_BxC = (jnp.linalg.norm(z_BxD, axis=-1)[:, None]
-               * jnp.linalg.norm(protos_CxD, axis=-1)[None, :])
+  norms_BxC = safe_norm(z_BxD)[:, None] * safe_norm(protos_CxD)[None, :]
   return dots_BxC / jnp.maximum(norms_BxC, eps)
 
 

@@ -22,6 +22,32 @@ class CosineTest(parameterized.TestCase):
   def test_zero_vector_gives_zero_not_nan(self):
     self.assertEqual(float(losses.cosine_similarity(jnp.zeros(3), jnp.ones(3))), 0.0)
 
+  def test_gradient_is_finite_at_a_zero_row(self):
+    # One all-zero output row must not turn the update into NaN (jnp.linalg.norm's
+    # gradient is 0/0 there); the other rows' gradients are as without that row.
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(4, 3)).astype(np.float32)
+    z[2] = 0.0
+    protos = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
+    labels = jnp.array([0, 1, 2, 3])
+    for fn in (lambda z: losses.classification_loss(z, protos, labels),
+               lambda z: jnp.sum(losses.cosine_similarity(z, protos[labels]))):
+      grad = jax.grad(fn)(jnp.asarray(z))
+      self.assertTrue(np.all(np.isfinite(grad)), grad)
+      keep = np.array([True, True, False, True])
+      rest = jax.grad(lambda z_: fn(jnp.asarray(z).at[keep].set(z_)))(jnp.asarray(z[keep]))
+      np.testing.assert_allclose(grad[keep], rest, rtol=1e-6)
+
+  def test_safe_norm_is_the_norm_away_from_zero(self):
+    # Compiled, as in the train step: the same bits as jnp.linalg.norm, value and
+    # gradient, so no number of a run changes.
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(64, 10)), jnp.float32)
+    ours = jax.jit(lambda x: losses.safe_norm(x))
+    theirs = jax.jit(lambda x: jnp.linalg.norm(x, axis=-1))
+    np.testing.assert_array_equal(ours(x), theirs(x))
+    np.testing.assert_array_equal(jax.jit(jax.grad(lambda x: ours(x).sum()))(x),
+                                  jax.jit(jax.grad(lambda x: theirs(x).sum()))(x))
+
   def test_computed_in_float32_from_bfloat16(self):
     a = jnp.array([1.0, 2.0, 3.0], jnp.bfloat16)
     out = losses.cosine_similarity(a, a)
