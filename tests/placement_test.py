@@ -14,6 +14,7 @@ from hyperproto import prototypes
 from hyperproto.data import class_names
 from hyperproto.prototypes import algebraic
 from hyperproto.prototypes import bounds
+from hyperproto.prototypes import kerdock
 from hyperproto.prototypes import metrics
 from hyperproto.prototypes import semantic
 from hyperproto.prototypes import separation
@@ -173,6 +174,71 @@ class AlgebraicTest(absltest.TestCase):
     np.fill_diagonal(cos, -1)
     self.assertEqual(set(np.unique(cos)), {-9, -1, 7})  # -t, -1, t - 2 with t = 9.
     self.assertAlmostEqual(algebraic.gold_max_cos(40), 7 / 31)
+
+
+class KerdockTest(parameterized.TestCase):
+
+  @parameterized.parameters((4, 1), (16, 2), (64, 3))
+  def test_code_exact(self, d, k):
+    p = kerdock.kerdock(d)
+    self.assertEqual(p.shape, (d * d + 2 * d, d))
+    self.assertEqual(p.dtype, np.float64)
+    # Exact: the entries are 0, +-1 and +-2^-k.
+    np.testing.assert_array_equal(np.sum(p * p, axis=1), 1.0)
+    cos = p @ p.T
+    # Cosines only 1 (self), -1 (antipode), 0 and +-2^-k; exact in float64.
+    self.assertEqual(set(np.unique(cos)), {-1.0, -2.0**-k, 0.0, 2.0**-k, 1.0})
+    np.fill_diagonal(cos, -np.inf)
+    self.assertEqual(cos.max(), 2.0**-k)
+    self.assertAlmostEqual(metrics.max_cos(p), 2.0**-k, delta=1e-9)
+    # Every point has exactly one antipode, and no other pair has |cos| > 2^-k.
+    np.testing.assert_array_equal(np.sum(cos == -1.0, axis=1), 1)
+    self.assertEqual(np.sum(np.abs(cos[np.isfinite(cos)]) > 2.0**-k), d * (d + 2))
+
+  def test_d256_sampled(self):
+    # The full 66,048 x 66,048 Gram matrix takes about a minute here; check all rows of
+    # the standard basis and of three Kerdock bases against every point, exactly.
+    p = kerdock.kerdock(256)
+    self.assertEqual(p.shape, (66048, 256))
+    np.testing.assert_array_equal(np.sum(p * p, axis=1), 1.0)
+    # Blocks of 256 rows: e, -e, B_1, -B_1, ...; take e, B_1, B_10 and -B_128.
+    rows = (np.array([0, 2, 20, 257])[:, None] * 256 + np.arange(256)).ravel()
+    cos = p[rows] @ p.T
+    cos[np.arange(len(rows)), rows] = -np.inf
+    self.assertEqual(set(np.unique(cos[np.isfinite(cos)])), {-1.0, -1 / 16, 0.0, 1 / 16})
+    self.assertEqual(cos.max(), 1 / 16)
+    np.testing.assert_array_equal(np.sum(cos == -1.0, axis=1), 1)
+
+  def test_kerdock_set(self):
+    for n in (2, 4, 6, 8):
+      alt = kerdock.kerdock_set(n)  # Raises if a difference were singular.
+      self.assertEqual(alt.shape, (2**(n - 1), n, n))
+    self.assertEqual(kerdock.gf2_rank(np.array([[1, 1], [1, 1]])), 1)
+    self.assertEqual(kerdock.gf2_rank(np.array([[0, 1], [1, 0]])), 2)
+
+  def test_placement(self):
+    p = prototypes.place('kerdock', 288, 16)
+    self.assertEqual(p.dtype, np.float32)
+    np.testing.assert_array_equal(p, kerdock.kerdock(16).astype(np.float32))
+    self.assertEqual(max_cos(p), 0.25)  # 1/4 is exact in float32 too.
+    np.testing.assert_array_equal(p, prototypes.place('kerdock', 288, 16, seed=1))
+    self.assertEqual(max_cos(prototypes.place('kerdock', 32, 16)), 0.0)  # +-e_i.
+    self.assertEqual(max_cos(prototypes.place('kerdock', 33, 16)), 0.25)
+    self.assertEqual(prototypes.exact_method(288, 16), 'kerdock')
+    self.assertEqual(prototypes.exact_method(4224, 64), 'kerdock')
+    self.assertEqual(prototypes.exact_method(24, 4), 'kerdock')  # The 24-cell.
+    self.assertIsNone(prototypes.exact_method(287, 16))
+    np.testing.assert_array_equal(prototypes.place('auto', 288, 16), p)
+
+  def test_errors(self):
+    with self.assertRaisesRegex(ValueError, r'dim = 4\^k, one of \[4, 16, 64, 256\]; got '
+                                'dim=32'):
+      kerdock.kerdock(32)
+    with self.assertRaisesRegex(ValueError, 'dim=8'):
+      prototypes.place('kerdock', 10, 8)
+    with self.assertRaisesRegex(ValueError,
+                                'has 288 points in dim=16, got num_classes=289'):
+      prototypes.place('kerdock', 289, 16)
 
 
 class SemanticTest(absltest.TestCase):

@@ -7,10 +7,11 @@ every argument, so runs that share a (method, C, d, seed, kwargs) share one plac
 
 Methods (PLACEMENTS):
   auto            the exact optimum where one is known (simplex, cross-polytope,
-                  icosahedron), else `separation`. The default.
+                  icosahedron, Kerdock code), else `separation`. The default.
   simplex         exact regular simplex, C <= d + 1 (max cos -1/(C-1)).
   cross_polytope  +-e_i, d + 1 < C <= 2d (max cos 0, optimal).
   icosahedron     12 points in 3-D (max cos 1/sqrt(5), optimal).
+  kerdock         d = 4^k: d^2 + 2d points at max cos 1/sqrt(d) (optimal; kerdock.py).
   separation      annealed smooth-max Riemannian Adam with restarts (separation.py).
   hpn             the original recipe (SGD on the mean row-max cosine, 10k steps).
   hadamard, gold  algebraic codes (algebraic.py): baselines and warm starts at large C.
@@ -31,6 +32,7 @@ import numpy as np
 from hyperproto.prototypes import algebraic
 from hyperproto.prototypes import closed_form
 from hyperproto.prototypes import hpn as hpn_lib
+from hyperproto.prototypes import kerdock as kerdock_lib
 from hyperproto.prototypes import semantic as semantic_lib
 from hyperproto.prototypes import separation as separation_lib
 from hyperproto.prototypes.bounds import best_bound, levenshtein_bound  # pylint: disable=unused-import
@@ -50,6 +52,8 @@ def exact_method(num_classes: int, dim: int) -> Optional[str]:
     return 'cross_polytope'
   if (num_classes, dim) == (12, 3):
     return 'icosahedron'
+  if dim in kerdock_lib.VALID_DIMS and num_classes == kerdock_lib.code_size(dim):
+    return 'kerdock'
   return None
 
 
@@ -65,6 +69,7 @@ PLACEMENTS: dict[str, Callable[..., np.ndarray]] = {
     'simplex': closed_form.simplex,
     'cross_polytope': closed_form.cross_polytope,
     'icosahedron': closed_form.icosahedron,
+    'kerdock': kerdock_lib.kerdock_prototypes,
     'separation': separation_lib.separation,
     'hpn': hpn_lib.hpn,
     'hadamard': algebraic.hadamard,
