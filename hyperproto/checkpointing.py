@@ -11,7 +11,27 @@ from typing import Any
 import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
+from absl import flags
 from absl import logging
+
+_ORBAX_BARRIER_FLAG = 'experimental_orbax_use_distributed_barrier'
+
+
+def _barriers_without_collectives() -> None:
+  """Makes Orbax synchronise processes through the JAX distributed client, not with a
+  collective over the devices (its default, `sync_global_devices`).
+
+  Orbax runs some of its barriers on a background thread while the training thread
+  launches its own computations: on CPU (gloo) collectives are matched by their order
+  on each process, so a barrier psum on one process could pair with a training psum on
+  another, and both processes then waited forever in the next collective (seen as an
+  intermittent hang of the two-process test at its final evaluation). A barrier in the
+  coordination service involves no device collective. Applied to multi-process runs, and
+  only where the flag has been parsed and the user did not set it.
+  """
+  flag = flags.FLAGS[_ORBAX_BARRIER_FLAG] if _ORBAX_BARRIER_FLAG in flags.FLAGS else None
+  if flag is not None and not flag.present:
+    flag.value = True
 
 
 class Checkpointer:
@@ -21,6 +41,8 @@ class Checkpointer:
   def __init__(self, directory: str, *, every_steps: int, max_to_keep: int = 2):
     if every_steps < 1:
       raise ValueError(f'checkpoint_every_steps must be >= 1, got {every_steps}.')
+    if jax.process_count() > 1:
+      _barriers_without_collectives()
     options = ocp.CheckpointManagerOptions(
         save_interval_steps=every_steps, max_to_keep=max_to_keep, create=True)
     self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
