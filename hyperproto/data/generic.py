@@ -75,7 +75,7 @@ def _resident_split(b, split: str, image_key: str, label_key: str, keys: Sequenc
     out['image'] = out['image'][..., None]
   out['label'] = np.asarray(lists.pop(label_key), np.int32)
   for k, v in lists.items():
-    out[k] = np.asarray(v, np.float32 if k == 'target' else np.int32)
+    out[k] = np.asarray(v, reader.field_dtype(k) or np.int32)
   return out
 
 

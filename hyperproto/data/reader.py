@@ -13,7 +13,7 @@ trainer puts on the devices; large images are streamed (`streaming.py`).
 import functools
 import os
 import re
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -139,19 +139,25 @@ def dataset_info(b: tfds.core.DatasetBuilder, name: str, image_shape: Sequence[i
   return DatasetInfo(**fields)
 
 
+def _every_record(source) -> Iterator[Any]:
+  """Every record of a data source, in stored order, read `_CHUNK` at a time."""
+  for start in range(0, len(source), _CHUNK):
+    yield from source.__getitems__(range(start, min(start + _CHUNK, len(source))))
+
+
 def read_split(b: tfds.core.DatasetBuilder, split: str, keys: Sequence[str],
                decoders: Optional[dict] = None) -> dict[str, list]:
   """Every example of a split, as lists per key (in stored order)."""
-  source = b.as_data_source(split, decoders=decoders)
   out = {k: [] for k in keys}
-  for start in range(0, len(source), _CHUNK):
-    for example in source.__getitems__(range(start, min(start + _CHUNK, len(source)))):
-      for k in keys:
-        out[k].append(example[k])
+  for example in _every_record(b.as_data_source(split, decoders=decoders)):
+    for k in keys:
+      out[k].append(example[k])
   return out
 
 
-def _dtype(key: str) -> Any:
+def field_dtype(key: str) -> Any:
+  """The dtype a field is held in: labels int32, the regression target float32 (None:
+  as stored)."""
   return {'label': np.int32, 'coarse_label': np.int32, 'target': np.float32}.get(key)
 
 
@@ -185,16 +191,15 @@ def _read_raw(b: tfds.core.DatasetBuilder, split: str, layout: dict) -> dict:
       tfds.decode.DeserializeMethod.RAW_BYTES))
   parse = tf_example_pb2.Example.FromString
   out = {k: (bytearray() if kind == 'bytes' else []) for k, (kind, _, _) in layout.items()}
-  for start in range(0, len(source), _CHUNK):
-    for record in source.__getitems__(range(start, min(start + _CHUNK, len(source)))):
-      feature = parse(record).features.feature
-      for k, (kind, _, _) in layout.items():
-        if kind == 'bytes':
-          out[k] += feature[k].bytes_list.value[0]
-        elif kind == 'int64':
-          out[k].append(feature[k].int64_list.value[0])
-        else:
-          out[k].append(feature[k].float_list.value[0])
+  for record in _every_record(source):
+    feature = parse(record).features.feature
+    for k, (kind, _, _) in layout.items():
+      if kind == 'bytes':
+        out[k] += feature[k].bytes_list.value[0]
+      elif kind == 'int64':
+        out[k].append(feature[k].int64_list.value[0])
+      else:
+        out[k].append(feature[k].float_list.value[0])
   return {k: (np.frombuffer(bytes(out[k]), dtype).reshape((-1, *shape)) if kind == 'bytes'
               else np.asarray(out[k], dtype))
           for k, (kind, shape, dtype) in layout.items()}
@@ -211,7 +216,7 @@ def read_arrays(b: tfds.core.DatasetBuilder, split: str, keys: Sequence[str],
   else:
     values = {k: (np.stack(v) if v else np.zeros((0,)))
               for k, v in read_split(b, split, keys).items()}
-  out = {k: np.asarray(v, _dtype(k)) for k, v in values.items()}
+  out = {k: np.asarray(v, field_dtype(k)) for k, v in values.items()}
   if 'image' in out and out['image'].ndim == 3:  # grey images without a channel axis
     out['image'] = out['image'][..., None]
   return out
