@@ -103,8 +103,10 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Task section.
   c.task = 'classification'  # classification | regression | joint
-  c.method = 'hpn'  # hpn (prototypes) | baseline (softmax CE / MSE / both)
-  c.dim = 64  # Network output dimension for hpn (joint: class prototypes get dim - 1).
+  # hpn (prototypes) | baseline (softmax CE / MSE / both) | a hyperproto.methods key.
+  c.method = 'hpn'
+  c.method_kwargs = ml_collections.ConfigDict()  # That method's hyper-parameters.
+  c.dim = 64  # Output dimension for prototype methods (joint: classes get dim - 1).
   c.joint_weight = 0.5  # w in (1 - w) L_r + w L_c.
   c.loss_reduction = 'sum'  # sum (the original) | mean, over the batch.
 

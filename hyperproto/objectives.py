@@ -1,5 +1,6 @@
 """What the network is trained for: a task (classification, regression or both) and a
-method (hyperspherical prototypes, or the softmax / MSE baselines of the paper).
+method (hyperspherical prototypes, the softmax / MSE baselines of the paper, or one of
+the fixed-classifier methods that followed it, `hyperproto.methods`).
 
 An `Objective` is a small frozen (hashable) value, so the jitted steps take it as a static
 argument. It knows the network's output dimension, the loss, the predictions and the
@@ -11,18 +12,19 @@ Dc = D - 1 (see `losses`).
 """
 
 import dataclasses
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from hyperproto import losses
+from hyperproto import methods as methods_lib
 
 Array = jax.Array
 
 TASKS = ('classification', 'regression', 'joint')
-METHODS = ('hpn', 'baseline')
+METHODS = ('hpn', 'baseline', *methods_lib.METHODS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,12 +33,16 @@ class Objective:
 
   Attributes:
     task: 'classification', 'regression' or 'joint'.
-    method: 'hpn' (prototypes) or 'baseline' (softmax CE / MSE / both on one backbone).
-    dim: network output dimension D for 'hpn' (the baselines' is fixed by the task).
+    method: 'hpn' (prototypes), 'baseline' (softmax CE / MSE / both on one backbone),
+      or a fixed-classifier method of `hyperproto.methods` (classification only).
+    dim: network output dimension D for 'hpn' and the fixed-classifier methods (the
+      baselines' is fixed by the task).
     num_classes: C, for classification and joint.
     target_range: (low, high) of the regression target, in its own units.
     weight: w in (1 - w) L_r + w L_c for the joint task.
     reduction: 'sum' (the original) or 'mean' over the batch.
+    hparams: the method's hyper-parameters, as sorted (name, value) pairs (hashable;
+      `config.method_kwargs`); missing ones take the method's defaults.
   """
   task: str
   method: str
@@ -45,12 +51,18 @@ class Objective:
   target_range: tuple[float, float] = (-1.0, 1.0)
   weight: float = 0.5
   reduction: str = 'sum'
+  hparams: tuple[tuple[str, Any], ...] = ()
 
   def __post_init__(self):
     if self.task not in TASKS:
       raise ValueError(f'Unknown task {self.task!r}; use one of {TASKS}.')
     if self.method not in METHODS:
       raise ValueError(f'Unknown method {self.method!r}; use one of {METHODS}.')
+    if self.fixed_classifier is not None:
+      self._check_fixed_classifier()
+    elif self.hparams:
+      raise ValueError(f'method={self.method!r} takes no method_kwargs, got '
+                       f'{dict(self.hparams)}.')
     if self.reduction not in losses.REDUCTIONS:
       raise ValueError(f'Unknown reduction {self.reduction!r}; use one of '
                        f'{losses.REDUCTIONS}.')
@@ -71,6 +83,27 @@ class Objective:
     if not 0.0 <= self.weight <= 1.0:
       raise ValueError(f'The joint weight must lie in [0, 1], got {self.weight}.')
 
+  def _check_fixed_classifier(self):
+    method = self.fixed_classifier
+    if self.task != 'classification':
+      raise ValueError(f'method={self.method!r} ({method.paper}) is a classification '
+                       f'method; got task={self.task!r}. Use method=hpn for regression '
+                       f'and the joint task.')
+    method.hparams(dict(self.hparams))  # Unknown names are an error.
+    if self.num_classes >= 2 and (problem := method.check(self.num_classes, self.dim)):
+      raise ValueError(f'method={self.method!r} with {self.num_classes} classes and '
+                       f'dim={self.dim}: {problem}')
+
+  @property
+  def fixed_classifier(self) -> Optional[methods_lib.Method]:
+    """The `hyperproto.methods` entry of this method (None for hpn and the baselines)."""
+    return methods_lib.METHODS.get(self.method)
+
+  @property
+  def uses_prototypes(self) -> bool:
+    """Whether the steps need class prototypes / the regression prototype."""
+    return self.method != 'baseline'
+
   @property
   def has_classes(self) -> bool:
     return self.task in ('classification', 'joint')
@@ -82,7 +115,7 @@ class Objective:
   @property
   def output_dim(self) -> int:
     """Width of the network's final Dense layer."""
-    if self.method == 'hpn':
+    if self.uses_prototypes:
       return self.dim
     return {'classification': self.num_classes, 'regression': 1,
             'joint': self.num_classes + 1}[self.task]
@@ -90,7 +123,7 @@ class Objective:
   @property
   def class_prototype_dim(self) -> Optional[int]:
     """Dimension of the class prototypes (None when no class prototypes are used)."""
-    if self.method != 'hpn' or not self.has_classes:
+    if not self.uses_prototypes or not self.has_classes:
       return None
     return self.dim - 1 if self.task == 'joint' else self.dim
 
@@ -99,7 +132,7 @@ class Objective:
   def prototypes(self, class_protos: Optional[np.ndarray]) -> dict[str, np.ndarray]:
     """The `protos` dict for the steps, validated against this objective."""
     protos = {}
-    if self.method != 'hpn':
+    if not self.uses_prototypes:
       return protos
     if self.has_classes:
       expected = (self.num_classes, self.class_prototype_dim)
@@ -134,6 +167,10 @@ class Objective:
     """The batch loss, reduced with `reduction` (default `self.reduction`); masked
     examples are excluded."""
     kw = dict(reduction=reduction or self.reduction, mask_B=batch.get('mask'))
+    if (method := self.fixed_classifier) is not None:
+      per_example_B = method.loss(z, protos, batch['label'],
+                                  **method.hparams(dict(self.hparams)))
+      return losses.reduce(per_example_B, **kw)
     if self.method == 'hpn':
       if self.task == 'classification':
         return losses.classification_loss(z, protos['classes'], batch['label'], **kw)
@@ -148,13 +185,27 @@ class Objective:
     return losses.multitask_loss(z, batch['label'], self._target(batch),
                                  weight=self.weight, **kw)
 
+  def scores(self, z: Array, protos: Mapping[str, Array]) -> Array:
+    """B x C class scores, float32: the argmax is the predicted class and the max the
+    open-set score. HPN: cosines to the class prototypes; softmax baseline: logits;
+    the fixed-classifier methods: their own (`hyperproto.methods`)."""
+    if not self.has_classes:
+      raise ValueError(f'Task {self.task!r} has no classes to score.')
+    if (method := self.fixed_classifier) is not None:
+      return method.scores(z, protos, **method.hparams(dict(self.hparams)))
+    if self.method == 'hpn':
+      z_cls = z[..., 1:] if self.task == 'joint' else z
+      return losses.cosine_matrix(z_cls, protos['classes'])
+    return jnp.asarray(z[..., -self.num_classes:], jnp.float32)
+
   def predict(self, z: Array, protos: Mapping[str, Array]) -> dict[str, Array]:
     """Predicted `label` and/or `target` (in the target's own units)."""
     out = {}
+    if self.fixed_classifier is not None:
+      return {'label': jnp.argmax(self.scores(z, protos), axis=-1)}
     if self.method == 'hpn':
       if self.has_classes:
-        z_cls = z[..., 1:] if self.task == 'joint' else z
-        out['label'] = losses.predict_classes(z_cls, protos['classes'])
+        out['label'] = jnp.argmax(self.scores(z, protos), axis=-1)
       if self.has_regression:
         r = losses.predict_unit_interval(z, protos['upper'])
         out['target'] = losses.from_unit_interval(r, *self.target_range)

@@ -165,7 +165,8 @@ def make_objective(config: ml_collections.ConfigDict,
       task=config.task, method=config.method, dim=config.dim,
       num_classes=info.num_classes,
       target_range=tuple(info.target_range) if has_regression else (-1.0, 1.0),
-      weight=config.joint_weight, reduction=config.loss_reduction)
+      weight=config.joint_weight, reduction=config.loss_reduction,
+      hparams=tuple(sorted(config.method_kwargs.to_dict().items())))
 
 
 def prepare_workdir(workdir: str) -> str:

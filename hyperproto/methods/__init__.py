@@ -1,0 +1,65 @@
+"""The fixed-classifier methods that followed HPN, behind one interface.
+
+Each method is a module of this package that defines a `Method`; `METHODS` maps its name
+(`config.method`) to it. A method is classification only: the network's `dim`-d output
+`z` is compared with C fixed class prototypes (`protos['classes']`, C x dim, placed once
+by `hyperproto.prototypes`, by default with the method's own construction `placement`),
+and it defines
+
+  * `loss(z_BxD, protos, labels_B, **hparams)`: the per-example loss (float32, B);
+    reduction over the batch and masking are the objective's (`objectives.Objective`);
+  * `scores(z_BxD, protos, **hparams)`: B x C float32 scores whose argmax is the
+    prediction and whose max is the open-set score (cosines, logits, or minus a
+    distance);
+  * `defaults`: its hyper-parameters (`config.method_kwargs`) and their defaults;
+  * `check(num_classes, dim)`: None, or an error message when the method cannot run
+    with that output dimension (the fix included).
+
+`protos` is the whole dict the steps receive: `classes`, plus whatever the method keeps
+in it (DL2PA's label-to-prototype assignment). HPN itself and the softmax / MSE baselines
+live in `objectives` (they have regression and joint variants).
+
+Adding a method: a module here with a `Method`, one line in `METHODS`, known-answer tests
+against the paper's formula and its reference code (CONTRIBUTING.md).
+"""
+
+import dataclasses
+from typing import Any, Callable, Mapping, Optional
+
+import jax
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """A fixed-classifier method; see the module docstring.
+
+  Attributes:
+    name: `config.method`.
+    paper: the paper and its reference code, for docs and errors.
+    placement: the default `config.prototypes.method` (the paper's construction).
+    loss: per-example loss, (z_BxD, protos, labels_B, **hparams) -> B.
+    scores: (z_BxD, protos, **hparams) -> B x C; argmax predicts, max scores open-set.
+    defaults: hyper-parameters (names -> defaults), set through `config.method_kwargs`.
+    check: (num_classes, dim) -> None or an error message.
+  """
+  name: str
+  paper: str
+  placement: str
+  loss: Callable[..., Array]
+  scores: Callable[..., Array]
+  defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  check: Callable[[int, int], Optional[str]] = lambda num_classes, dim: None
+
+  def hparams(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`defaults` updated with `overrides`; unknown names are an error."""
+    unknown = sorted(set(overrides) - set(self.defaults))
+    if unknown:
+      accepted = ', '.join(f'{k}={v!r}' for k, v in self.defaults.items()) or 'none'
+      raise ValueError(f'Unknown method_kwargs {unknown} for method {self.name!r}; '
+                       f'accepted: {accepted}.')
+    return {**self.defaults, **overrides}
+
+
+METHODS: dict[str, Method] = {}
