@@ -1,8 +1,12 @@
-"""CIFAR-10 from its JPEG copy: our placement vs. the original's at low dimensions.
+"""CIFAR-10 from its JPEG copy: HPN and the fixed-prototype family on equal terms.
 
   python -m hyperproto.main --config=configs/cifar10.py:prototypes=ours,dim=3 \
       --workdir=$WORK/cifar10/ours3
+  python -m hyperproto.main --config=configs/cifar10.py:method=etf,train_per_class=100 \
+      --workdir=$WORK/cifar10/etf_fewshot
   python experiments/launch.py --config=configs/cifar10.py --sweep=placement \
+      --seeds=0,1,2 --workdir=$WORK
+  python experiments/launch.py --config=configs/cifar10.py --sweep=family \
       --seeds=0,1,2 --workdir=$WORK
 
 Data: a folder `train/<class>/*.jpg`, `test/<class>/*.jpg` (the layout of
@@ -10,41 +14,59 @@ Data: a folder `train/<class>/*.jpg`, `test/<class>/*.jpg` (the layout of
 `python -m hyperproto.data.prepare --dataset=cifar10_jpeg --manual_dir=DIR`.
 
 Not a table of the paper: a short, fixed budget that runs on 2 CPU cores (the demo CNN,
-`:epochs` epochs, default 2, batch 128, cosine schedule, crop + flip) comparing HPN with
-d in {2, 3, 5, 10} under our placement (`ours`) and the original one (`hpn`), and softmax
-cross-entropy. With 10 classes and d >= 9, `ours` is the exact simplex, which the
-original recipe only approaches. Measured results:
-experiments/results/cifar10.md.
+`:epochs` epochs, default 2, batch 128, cosine schedule, crop + flip). Sweeps:
+  placement  HPN with d in {2, 3, 5, 10} under our placement (`ours`) and the original
+             one (`hpn`), and softmax cross-entropy (experiments/results/cifar10.md);
+  low_dim    the same at d in {2, 3} only;
+  family     every method at d = 10 (maxsep at its fixed d = C - 1 = 9);
+  family_d3  the methods that allow d < C - 1 at d = 3 (hpn, ebv, dl2pa, busemann);
+  fewshot / lt  family + family_d3 on 100 training images per class / CIFAR-10-LT
+             (imbalance 0.01): the table of experiments/family_table.py.
+Every method trains with the same backbone, data, schedule, steps and seeds; where a
+paper's recipe differs from ours (the loss averaged over the batch, its own learning
+rate and hyper-parameters), `config_lib.RECIPES` holds it and the method's module
+(hyperproto/methods/) documents it.
 
-Arguments: prototypes (ours | hpn), method (hpn | softmax), dim, backbone (cnn |
-resnet32 | ...), lr, epochs, runlocal.
+Arguments: method (hpn | softmax | etf | maxsep | ebv | dl2pa | busemann), prototypes
+(default: `ours` for HPN, the method's own construction otherwise | ours | hpn | any
+placement), dim, backbone (cnn | resnet32 | ...), lr (0: the method's recipe, 0.01 for
+HPN), epochs, steps (overrides epochs), batch, train_per_class (0: all), imbalance
+(0: balanced; e.g. 0.01 for CIFAR-10-LT), runlocal.
 """
 
 from hyperproto import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, prototypes='ours', method='hpn', dim=10,
-                             backbone='cnn', lr=0.01, epochs=2.0, runlocal=False)
+  arg = config_lib.parse_arg(arg, prototypes='default', method='hpn', dim=10,
+                             backbone='cnn', lr=0.0, epochs=2.0, steps=0, batch=128,
+                             train_per_class=0, imbalance=0.0, runlocal=False)
   config = config_lib.base_config()
 
   # Task section.
   config.task = 'classification'
-  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim)
+  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim,
+                        default_prototypes='ours')
 
   # Data section: 50,000 train / 10,000 test, 32x32, uint8 on the device.
   config.data.name = 'cifar10_jpeg'
   config.data.augment = 'crop_flip'
+  if arg.train_per_class:
+    config.data.kwargs.train_per_class = arg.train_per_class
+  if arg.imbalance:
+    config.data.kwargs.imbalance = arg.imbalance
 
   # Model section.
   config.model.name = arg.backbone
   if arg.backbone == 'cnn':
     config.model.kwargs.widths = (16, 32, 64)
 
-  # Optimiser section.
-  config.batch_size = 128
+  # Optimiser section (lr and loss reduction: set_method applied the method's recipe).
+  config.batch_size = arg.batch
   config.num_epochs = arg.epochs
-  config.lr = arg.lr
+  if arg.steps:
+    config.num_steps = arg.steps
+  config.lr = arg.lr or config_lib.RECIPES.get(arg.method, {}).get('lr', 0.01)
   config.schedule = 'cosine'
   config.warmup_epochs = 0.1
   config.weight_decay = 5e-4
@@ -60,9 +82,21 @@ def get_config(arg=None):
 
 def get_sweep(name):
   """placement: softmax and both placements at d in {2, 3, 5, 10}; low_dim: only
-  d in {2, 3}, where the placements differ most (for extra seeds)."""
-  dims = {'placement': (2, 3, 5, 10), 'low_dim': (2, 3)}
-  if name not in dims:
-    raise ValueError(f'Unknown sweep {name!r}; use one of {sorted(dims)}.')
-  return ((['method=softmax'] if name == 'placement' else [])
-          + [f'prototypes={p},dim={d}' for p in ('ours', 'hpn') for d in dims[name]])
+  d in {2, 3}, where the placements differ most (for extra seeds); family: every method
+  at d = 10; family_d3: those that allow it at d = 3; fewshot / lt: both on 100 images
+  per class / CIFAR-10-LT (imbalance 0.01)."""
+  family = config_lib.family_cells(dim=10, num_classes=10)
+  family_d3 = [f'method={m},dim=3' for m in config_lib.LOW_DIM_METHODS]
+  sweeps = {
+      'placement': (['method=softmax']
+                    + [f'prototypes={p},dim={d}' for p in ('ours', 'hpn')
+                       for d in (2, 3, 5, 10)]),
+      'low_dim': [f'prototypes={p},dim={d}' for p in ('ours', 'hpn') for d in (2, 3)],
+      'family': family,
+      'family_d3': family_d3,
+      'fewshot': [f'{c},train_per_class=100' for c in family + family_d3],
+      'lt': [f'{c},imbalance=0.01' for c in family + family_d3],
+  }
+  if name not in sweeps:
+    raise ValueError(f'Unknown sweep {name!r}; use one of {sorted(sweeps)}.')
+  return sweeps[name]

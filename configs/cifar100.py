@@ -7,15 +7,22 @@ A whole table, 3 seeds (locally one after the other, or as a SLURM array):
   python experiments/launch.py --config=configs/cifar100.py --sweep=table1 \
       --seeds=0,1,2 --workdir=$WORK [--slurm]
   python experiments/tables.py --workdir=$WORK
+Every method at d = 100 (maxsep at 99), same budget: `--sweep=family`.
 
 Data: `python -m hyperproto.data.prepare --dataset=cifar100 --manual_dir=DIR` once
 (cifar-100-python.tar.gz or cifar-100-binary.tar.gz; see the README).
 
 Arguments (`:key=value,...`):
-  prototypes  hpn (the original placement: the paper's numbers) | ours (best separation)
+  prototypes  default (hpn for method=hpn, else the method's own construction) |
+              hpn (the original placement: the paper's numbers) | ours (best separation)
               | one_hot (dim=100) | embedding (the word2vec baseline) | semantic
               (separation + privileged information, Table 2)
-  method      hpn | softmax (cross-entropy baseline, Table 3; dim is ignored)
+  method      hpn | softmax (cross-entropy baseline, Table 3; dim is ignored) | etf |
+              maxsep (dim must be 99) | ebv | dl2pa | busemann: the fixed-prototype
+              methods (hyperproto/methods/), each with its paper's recipe where it
+              differs from this one (`config_lib.RECIPES`: loss averaged over the
+              batch, learning rate, hyper-parameters), the rest (ResNet-32, schedule,
+              epochs, augmentation) the same for every method
   dim         output dimension: Table 1 10/25/50/100, Table 2 3/5/10/25
   backbone    resnet32 (the paper) | densenet121 (the original's alternative) | any
               models.BACKBONES key for 32x32 inputs
@@ -40,13 +47,14 @@ TABLE2 = [(p, d) for p in ('hpn', 'semantic', 'ours') for d in (3, 5, 10, 25)]
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, prototypes='hpn', method='hpn', dim=100,
+  arg = config_lib.parse_arg(arg, prototypes='default', method='hpn', dim=100,
                              backbone='resnet32', runlocal=False)
   config = config_lib.paper_recipe(config_lib.base_config())
 
   # Task section.
   config.task = 'classification'
-  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim)
+  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim,
+                        default_prototypes='hpn')
 
   # Data section: 50,000 train / 10,000 test, 32x32, uint8 on the device.
   config.data.name = 'cifar100'
@@ -57,7 +65,7 @@ def get_config(arg=None):
 
   # Optimiser section (the rest: config_lib.paper_recipe).
   config.batch_size = 128
-  config.lr = 0.01
+  config.lr = config_lib.RECIPES.get(arg.method, {}).get('lr', 0.01)
 
   config.log_every_steps = 100
   config.checkpoint_every_steps = 1000
@@ -72,11 +80,13 @@ def get_config(arg=None):
 
 
 def get_sweep(name):
-  """`:arg` strings of a table: table1 | table2 | table3."""
+  """`:arg` strings of a table: table1 | table2 | table3; family: every method at
+  d = 100 (maxsep at 99)."""
   cells = {
       'table1': [f'prototypes={p},dim={d}' for p, d in TABLE1],
       'table2': [f'prototypes={p},dim={d}' for p, d in TABLE2],
       'table3': ['method=softmax', 'prototypes=hpn,dim=100', 'prototypes=ours,dim=100'],
+      'family': config_lib.family_cells(dim=100, num_classes=100),
   }
   if name not in cells:
     raise ValueError(f'Unknown sweep {name!r}; use one of {sorted(cells)}.')

@@ -23,13 +23,14 @@ from hyperproto import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, prototypes='hpn', method='hpn', dim=200,
+  arg = config_lib.parse_arg(arg, prototypes='default', method='hpn', dim=200,
                              backbone='resnet34', faithful_eval=False, runlocal=False)
   config = config_lib.paper_recipe(config_lib.base_config())
 
   # Task section.
   config.task = 'classification'
-  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim)
+  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim,
+                        default_prototypes='hpn')
 
   # Data section: streamed, RandomResizedCrop(224) + flip while decoding.
   config.data.name = 'cub'

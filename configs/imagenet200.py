@@ -25,13 +25,14 @@ from hyperproto import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, prototypes='hpn', method='hpn', dim=200,
+  arg = config_lib.parse_arg(arg, prototypes='default', method='hpn', dim=200,
                              backbone='resnet32_64', data='imagenet200', runlocal=False)
   config = config_lib.paper_recipe(config_lib.base_config())
 
   # Task section.
   config.task = 'classification'
-  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim)
+  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim,
+                        default_prototypes='hpn')
 
   # Data section: 64x64, uint8 on the device.
   config.data.name = arg.data

@@ -24,13 +24,14 @@ from hyperproto import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, method='hpn', task='joint', prototypes='ours', dim=10,
+  arg = config_lib.parse_arg(arg, method='hpn', task='joint', prototypes='default', dim=10,
                              lr=0.01, epochs=1.0, runlocal=False)
   config = config_lib.base_config()
 
   # Task section.
   config.task = arg.task
-  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim)
+  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim,
+                        default_prototypes='ours')
   config.joint_weight = 0.5
 
   # Data section: 60,000 train / 10,000 test at 28x28, uint8 on the device.

@@ -29,7 +29,7 @@ from hyperproto import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, task='joint', method='hpn', prototypes='hpn', dim=0,
+  arg = config_lib.parse_arg(arg, task='joint', method='hpn', prototypes='default', dim=0,
                              lr=0.001, faithful_eval=False, runlocal=False)
   config = config_lib.paper_recipe(config_lib.base_config())
 
@@ -38,7 +38,8 @@ def get_config(arg=None):
     raise ValueError(f'OmniArt trains task=regression or task=joint, not {arg.task!r}.')
   config.task = arg.task
   config_lib.set_method(config, arg.method, arg.prototypes,
-                        arg.dim or (47 if arg.task == 'joint' else 2))
+                        arg.dim or (47 if arg.task == 'joint' else 2),
+                        default_prototypes='hpn')
   config.joint_weight = 0.5
 
   # Data section: streamed at 224; years in [1000, 1932].

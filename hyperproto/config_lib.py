@@ -10,6 +10,9 @@ from typing import Any, Optional
 import ml_collections
 from ml_collections import config_dict
 
+from hyperproto import methods as methods_lib
+from hyperproto import prototypes as protos_lib
+
 
 def parse_arg(arg: Optional[str], **spec: Any) -> ml_collections.ConfigDict:
   """Parses `get_config`'s string argument, 'key=value,key2=value2,flag', into a locked
@@ -45,7 +48,8 @@ def parse_arg(arg: Optional[str], **spec: Any) -> ml_collections.ConfigDict:
   return out
 
 
-# `:prototypes=` of the paper's configs -> hyperproto.prototypes placement.
+# `:prototypes=` of the dataset configs -> hyperproto.prototypes placement. `default`:
+# the config's own choice for HPN, the method's own construction for the others.
 PROTOTYPES = {
     'ours': 'auto',  # the exact optimum where known, else our separation optimiser
     'hpn': 'hpn',  # the original recipe (what the paper's numbers used)
@@ -54,29 +58,79 @@ PROTOTYPES = {
     'semantic': 'semantic',  # separation + privileged information L_PI (Table 2)
 }
 # `:method=` of the paper's configs -> (config.method, the task it implies or None).
-METHODS = {
+BASELINES = {
     'hpn': ('hpn', None),
     'softmax': ('baseline', 'classification'),  # cross-entropy (Table 3)
     'mse': ('baseline', 'regression'),  # squared error on the scaled target (Table 4)
     'multitask': ('baseline', 'joint'),  # softmax + MSE heads (Table 5)
 }
+# Each fixed-classifier method's own recipe where it differs from the config's (the
+# papers train with the loss averaged over the batch; see their docstrings).
+RECIPES: dict[str, dict] = {}
+
+
+def method_names() -> list[str]:
+  """Every `:method=` value: HPN, the baselines and the fixed-classifier methods."""
+  return [*BASELINES, *methods_lib.METHODS]
+
+
+# The methods a `family` sweep compares, and those of them that allow d < C - 1.
+FAMILY = ('hpn', 'softmax', 'etf', 'maxsep', 'ebv', 'dl2pa', 'busemann')
+LOW_DIM_METHODS = ('hpn', 'ebv', 'dl2pa', 'busemann')
+
+
+def family_cells(dim: int, num_classes: int) -> list[str]:
+  """`:arg` cells of every FAMILY method at `dim` (maxsep's output dimension is fixed to
+  C - 1, softmax's to C)."""
+  cells = []
+  for method in FAMILY:
+    if method == 'softmax':
+      cells.append('method=softmax')
+    elif method == 'maxsep':
+      cells.append(f'method=maxsep,dim={num_classes - 1}')
+    else:
+      cells.append(f'method={method},dim={dim}')
+  return cells
 
 
 def set_method(config: ml_collections.ConfigDict, method: str, prototypes: str,
-               dim: int) -> ml_collections.ConfigDict:
-  """Applies the `:method=`, `:prototypes=` and `:dim=` arguments of a paper config."""
-  if method not in METHODS:
-    raise ValueError(f'Unknown method {method!r}; use one of {sorted(METHODS)}.')
-  if prototypes not in PROTOTYPES:
-    raise ValueError(f'Unknown prototypes {prototypes!r}; use one of '
-                     f'{sorted(PROTOTYPES)}.')
-  config.method, task = METHODS[method]
-  if task is not None:
-    if config.task != task:
-      raise ValueError(f'method={method} is the {task} baseline, but this config trains '
-                       f'task={config.task}.')
-  config.prototypes.method = PROTOTYPES[prototypes]
+               dim: int, default_prototypes: str = 'ours') -> ml_collections.ConfigDict:
+  """Applies the `:method=`, `:prototypes=` and `:dim=` arguments of a dataset config.
+
+  `method` is hpn, a baseline (softmax, mse, multitask) or a `hyperproto.methods` key
+  (classification only; the config then takes that method's `RECIPES` entry).
+  `prototypes` is a `PROTOTYPES` key, any `hyperproto.prototypes` placement, or
+  'default': `default_prototypes` for HPN, the method's own construction otherwise.
+  """
+  if method not in method_names():
+    raise ValueError(f'Unknown method {method!r}; use one of {method_names()}.')
+  if method in methods_lib.METHODS:
+    config.method, task = method, 'classification'
+    own_placement = methods_lib.METHODS[method].placement
+  else:
+    config.method, task = BASELINES[method]
+    own_placement = PROTOTYPES[default_prototypes]
+  if task is not None and config.task != task:
+    kind = ('a classification method' if method in methods_lib.METHODS
+            else f'the {task} baseline')
+    raise ValueError(f'method={method} is {kind}, but this config trains '
+                     f'task={config.task}.')
+  if prototypes == 'default':
+    config.prototypes.method = own_placement
+  elif prototypes in PROTOTYPES:
+    config.prototypes.method = PROTOTYPES[prototypes]
+  elif prototypes in protos_lib.PLACEMENTS:
+    config.prototypes.method = prototypes
+  else:
+    raise ValueError(f'Unknown prototypes {prototypes!r}; use default, one of '
+                     f'{sorted(PROTOTYPES)} or a placement of hyperproto.prototypes '
+                     f'({sorted(protos_lib.PLACEMENTS)}).')
   config.dim = dim
+  for key, value in RECIPES.get(method, {}).items():
+    if key == 'method_kwargs':
+      config.method_kwargs.update(value)
+    else:
+      config[key] = value
   return config
 
 

@@ -12,6 +12,9 @@ from ml_collections import config_flags
 import helpers  # pylint: disable=unused-import  (puts the repo root on sys.path)
 from configs import digits
 from hyperproto import config_lib
+from hyperproto import data as data_lib
+from hyperproto import methods as methods_lib
+from hyperproto import train
 
 
 class ParseArgTest(parameterized.TestCase):
@@ -75,9 +78,12 @@ PAPER_CONFIGS = {  # config: (batch, lr, backbone, data, augmentation in the ste
     'cub': (64, 0.01, 'resnet34', 'cub', 'none'),  # augmented while decoding
     'omniart': (64, 0.001, 'resnet34', 'omniart', 'none'),
 }
-SWEEPS = {'cifar100': ('table1', 'table2', 'table3'), 'imagenet200': ('table3',),
-          'cub': ('table3',), 'omniart': ('table4', 'table5'), 'mnist': ('compare',),
-          'cifar10': ('placement', 'low_dim'), 'digits': ('compare',)}
+SWEEPS = {'cifar100': ('table1', 'table2', 'table3', 'family'),
+          'imagenet200': ('table3',), 'cub': ('table3',), 'omniart': ('table4', 'table5'),
+          'mnist': ('compare',), 'digits': ('compare',),
+          'cifar10': ('placement', 'low_dim', 'family', 'family_d3', 'fewshot', 'lt')}
+# Classification configs: every method of the family must build from each.
+CLASSIFICATION = {'cifar10': 10, 'cifar100': 100, 'cub': 200, 'imagenet200': 200}
 
 
 def load(name):
@@ -124,8 +130,12 @@ class PaperConfigTest(parameterized.TestCase):
         key, value = item.split('=')
         if key == 'dim' and config.method == 'hpn':
           self.assertEqual(config.dim, int(value))
-        if key == 'method' and value != 'hpn':
-          self.assertEqual(config.method, 'baseline')
+        if key == 'method':
+          self.assertEqual(config.method, 'baseline' if value == 'softmax' else value)
+        if key == 'train_per_class':
+          self.assertEqual(config.data.kwargs.train_per_class, int(value))
+        if key == 'imbalance':
+          self.assertEqual(config.data.kwargs.imbalance, float(value))
       small = module.get_config(cell + ',runlocal')
       self.assertLessEqual(small.num_steps, 20)
 
@@ -138,6 +148,29 @@ class PaperConfigTest(parameterized.TestCase):
           config = spec['config'] or column
           declared = [c for sweep in SWEEPS[config] for c in load(config).get_sweep(sweep)]
           self.assertIn(arg, declared, f'{name}: {config}:{arg} is in no sweep')
+
+  @parameterized.parameters(*[(name, method) for name in CLASSIFICATION
+                              for method in config_lib.FAMILY])
+  def test_every_method_builds_from_every_classification_config(self, name, method):
+    num_classes = CLASSIFICATION[name]
+    dim = num_classes - 1 if method == 'maxsep' else 3
+    config = load(name).get_config(f'method={method},dim={dim}')
+    if method == 'softmax':
+      self.assertEqual(config.method, 'baseline')
+      return
+    self.assertEqual((config.method, config.dim), (method, dim))
+    if method in methods_lib.METHODS:  # The method's own prototypes and recipe.
+      self.assertEqual(config.prototypes.method, methods_lib.METHODS[method].placement)
+      for key, value in config_lib.RECIPES.get(method, {}).items():
+        if key != 'method_kwargs':
+          self.assertEqual(config[key], value, key)
+      objective = train.make_objective(config, data_lib.DatasetInfo(
+          name=name, num_classes=num_classes, class_names=(), image_shape=(32, 32, 3),
+          mean=(0.0,), std=(1.0,)))
+      self.assertEqual(objective.output_dim, dim)
+    # An explicit placement wins over the method's own.
+    config = load(name).get_config(f'method={method},dim={dim},prototypes=ours')
+    self.assertEqual(config.prototypes.method, 'auto')
 
   @parameterized.parameters(('cifar100', 'method=mse', 'regression baseline'),
                             ('cifar100', 'prototypes=best', 'Unknown prototypes'),
