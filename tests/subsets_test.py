@@ -125,22 +125,21 @@ class ProfileTest(parameterized.TestCase):
       np.testing.assert_array_equal(
           np.array([0, 1, 3, 4, 6, 7, 8])[test['label'][test['known'] > 0]],
           old[test['known'] > 0])
-    # A count holds out the last K classes.
-    out = subsets.apply(ds, 'train', unknown_classes=4)
-    self.assertEqual(out.info.class_names, ('c0', 'c1', 'c2', 'c3', 'c4', 'c5'))
     # With imbalance: the profile is over the known classes.
-    out = subsets.apply(ds, 'train', unknown_classes=4, imbalance=0.1)
+    out = subsets.apply(ds, 'train', unknown_classes='6,7,8,9', imbalance=0.1)
     np.testing.assert_array_equal(subsets.train_class_counts(out, 'train'),
                                   subsets.long_tail_counts(30, 6, 0.1))
 
   def test_no_option_is_the_identity(self):
     ds = balanced()
     self.assertIs(subsets.apply(ds, 'train'), ds)
-    self.assertIs(subsets.apply(ds, 'train', subset_seed=3), ds)
+    self.assertIs(subsets.apply(ds, 'train', subset_seed=3, unknown_classes=''), ds)
 
   def test_split_options(self):
-    loader, options = subsets.split_options(dict(image_size=16, imbalance=0.1,
-                                                 subset_seed=2))
+    # As base_config declares them: off unless set.
+    loader, options = subsets.split_options(dict(
+        image_size=16, imbalance=0.1, train_per_class=None, unknown_classes='',
+        subset_seed=2))
     self.assertEqual(loader, dict(image_size=16))
     self.assertEqual(options, dict(imbalance=0.1, subset_seed=2))
 
@@ -152,10 +151,9 @@ class ProfileTest(parameterized.TestCase):
       (dict(train_per_class=2.5), 'train_per_class must be an integer >= 1'),
       (dict(unknown_classes=(3, 10)), r'has \[10\], outside the class indices 0..9'),
       (dict(unknown_classes=(-1,)), r'outside the class indices'),
-      (dict(unknown_classes=9), 'must leave at least 2 of the 10 known'),
-      (dict(unknown_classes=0), 'must leave at least 2 of the 10 known'),
+      (dict(unknown_classes=4), 'give class indices .*, not a count'),
       (dict(unknown_classes=tuple(range(9))), 'leaves fewer than 2'),
-      (dict(unknown_classes='a,b'), 'give a count K or class indices'),
+      (dict(unknown_classes='a,b'), 'give class indices separated by commas'),
       (dict(unknown_classes=()), 'is empty'),
   )
   def test_validation(self, kwargs, error):

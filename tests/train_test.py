@@ -214,14 +214,14 @@ class TrainTest(parameterized.TestCase):
       train.train_and_evaluate(config(**{'data.augment': 'crop_flip'}), self.workdir())
 
   @parameterized.parameters(
-      ('hpn', dict(imbalance=0.1, unknown_classes=3), ('max_cos',)),
+      ('hpn', dict(imbalance=0.1, unknown_classes='7,8,9'), ('max_cos',), 'shard_map'),
       ('baseline', dict(train_per_class=20, unknown_classes='0,5,9'),
-       ('max_logit', 'msp')))
+       ('max_logit', 'msp'), 'pmap'))
   @pytest.mark.device
-  def test_long_tail_few_shot_and_open_set_metrics(self, method, kwargs, scores):
+  def test_long_tail_few_shot_and_open_set_metrics(self, method, kwargs, scores, mapper):
     workdir = self.workdir()
     config = helpers.tiny_config(f'task=classification,method={method}', num_steps=2,
-                                 eval_every_steps=1)
+                                 eval_every_steps=1, parallel=mapper)
     config.data.kwargs.update(kwargs)
     results = train.train_and_evaluate(config, workdir)
     with open(os.path.join(workdir, 'results.json')) as f:
@@ -251,7 +251,8 @@ class TrainTest(parameterized.TestCase):
                                    'few_shot_accuracy'} if method == 'hpn'
                      else {'medium_shot_accuracy'})
     # The open-set metrics: recomputed here from the final checkpoint on the whole test
-    # split at once (the run evaluated in padded batches of 16 over 8 devices).
+    # split at once (the run evaluated in padded batches of 16 over all devices, whose
+    # scores were gathered in order).
     dataset = subsets.apply(full, 'train', **kwargs)
     objective = train.make_objective(config, dataset.info)
     model = models.build(config.model.name, output_dim=objective.output_dim,
@@ -279,7 +280,7 @@ class TrainTest(parameterized.TestCase):
   def test_open_set_needs_a_separate_eval_split(self):
     config = helpers.tiny_config('task=classification', num_steps=1,
                                  **{'data.eval_split': 'train'})
-    config.data.kwargs.unknown_classes = 2
+    config.data.kwargs.unknown_classes = '8,9'
     with self.assertRaisesRegex(ValueError, 'needs an evaluation split other than'):
       train.train_and_evaluate(config, self.workdir())
 

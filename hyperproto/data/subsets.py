@@ -1,9 +1,11 @@
 """Evaluation protocols on any classification dataset: long-tailed or few-shot training
 splits, and held-out classes as the unknowns of open-set recognition.
 
-Set in `config.data.kwargs` next to the loader's own options; `train.train_and_evaluate`
-takes them out (`split_options`) before calling the loader and applies them to the
-loaded dataset (`apply`), so they work the same whatever loader made the dataset:
+Set in `config.data.kwargs` next to the loader's own options (declared in
+`config_lib.base_config`, so `--config.data.kwargs.imbalance=0.01` works);
+`train.train_and_evaluate` takes them out (`split_options`) before calling the loader and
+applies them to the loaded dataset (`apply`), so they work the same whatever loader made
+the dataset:
 
   imbalance=RHO        the training split subsampled with the exponential profile of Cui
                        et al. (2019), as CIFAR-10-LT / CIFAR-100-LT:
@@ -11,8 +13,9 @@ loaded dataset (`apply`), so they work the same whatever loader made the dataset
                        n_max the size of the smallest class (5,000 on CIFAR-10, 500 on
                        CIFAR-100, so the LDAM-DRW counts exactly) or `train_per_class`.
   train_per_class=N    N training examples of every class.
-  unknown_classes=...  held-out classes: an int K (the last K class indices) or class
-                       indices ('6,7,8,9' or a tuple). They leave the training split and
+  unknown_classes=S    held-out classes, by index in the dataset's label space: a string
+                       '6,7,8,9' (in a config; a sequence of ints through the API). They
+                       leave the training split and
                        the label space (the known classes are renumbered 0..C_known-1 in
                        their order, `class_names` too); every other split keeps their
                        examples with label -1 and `known` = 0 (known ones: `known` = 1),
@@ -40,9 +43,11 @@ MANY_SHOT, FEW_SHOT = 100, 20
 
 
 def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-  """`data.kwargs` -> (the loader's kwargs, this module's options)."""
+  """`data.kwargs` -> (the loader's kwargs, this module's options that are on: not None
+  or '')."""
   loader = {k: v for k, v in kwargs.items() if k not in OPTIONS}
-  options = {k: v for k, v in kwargs.items() if k in OPTIONS}
+  options = {k: v for k, v in kwargs.items()
+             if k in OPTIONS and v is not None and v != ''}
   return loader, options
 
 
@@ -57,21 +62,18 @@ def long_tail_counts(n_max: int, num_classes: int, imbalance: float) -> np.ndarr
                   np.int64)
 
 
-def parse_unknown_classes(spec: Union[int, str, Sequence[int]], num_classes: int
+def parse_unknown_classes(spec: Union[str, Sequence[int]], num_classes: int
                           ) -> tuple[int, ...]:
-  """An int K (the last K classes), '6,7,8,9' or a sequence of class indices -> sorted
-  indices, validated."""
+  """'6,7,8,9' or a sequence of class indices -> sorted indices, validated."""
   if isinstance(spec, str):
     try:
       spec = tuple(int(s) for s in spec.replace(' ', '').split(',') if s)
     except ValueError as e:
-      raise ValueError(f'data.kwargs.unknown_classes={spec!r}: give a count K or class '
-                       f'indices such as "6,7,8,9".') from e
-  if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
-    if not 1 <= spec <= num_classes - 2:
-      raise ValueError(f'data.kwargs.unknown_classes={spec} holds out that many classes; '
-                       f'it must leave at least 2 of the {num_classes} known.')
-    return tuple(range(num_classes - int(spec), num_classes))
+      raise ValueError(f'data.kwargs.unknown_classes={spec!r}: give class indices '
+                       f'separated by commas, such as "6,7,8,9".') from e
+  elif isinstance(spec, (int, np.integer)):
+    raise ValueError(f'data.kwargs.unknown_classes={spec!r}: give class indices (e.g. '
+                     f'"{num_classes - 1}" for the last class alone), not a count.')
   indices = tuple(sorted({int(i) for i in spec}))
   if not indices:
     raise ValueError('data.kwargs.unknown_classes is empty.')
@@ -91,10 +93,12 @@ def _take(split: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray
 
 def apply(dataset: Dataset, train_split: str, *, imbalance: Optional[float] = None,
           train_per_class: Optional[int] = None,
-          unknown_classes: Union[None, int, str, Sequence[int]] = None,
+          unknown_classes: Union[None, str, Sequence[int]] = None,
           subset_seed: int = 0) -> Dataset:
   """The dataset with the options of the module docstring applied (a new Dataset; the
   loader's, which may be cached, is left untouched). No option: `dataset` itself."""
+  if unknown_classes == '':
+    unknown_classes = None
   if imbalance is None and train_per_class is None and unknown_classes is None:
     return dataset
   name = dataset.info.name
