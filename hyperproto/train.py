@@ -470,6 +470,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   open_set = subset_options.get('unknown_classes') is not None
   per_class = objective.has_classes and (open_set or any(
       subset_options.get(k) is not None for k in ('imbalance', 'train_per_class')))
+  if open_set and not objective.has_classes:
+    raise ValueError(f'data.kwargs.unknown_classes scores known vs unknown classes; '
+                     f'task={objective.task!r} predicts none. Use task=classification '
+                     f'or joint.')
   if open_set and 'known' not in dataset.splits.get(eval_split, {}):
     raise ValueError(f'data.kwargs.unknown_classes needs an evaluation split other than '
                      f'the training split; data.eval_split is {eval_split!r}.')

@@ -102,6 +102,10 @@ class ProfileTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, r'class 3 \(c3\) of toy has only 5 .* at '
                                             r'most 5'):
       subsets.apply(ds, 'train', train_per_class=6)
+    empty = Dataset(info=ds.info, splits={'train': {
+        k: v[ds.splits['train']['label'] != 4] for k, v in ds.splits['train'].items()}})
+    with self.assertRaisesRegex(ValueError, 'class 4 of toy has no example'):
+      subsets.apply(empty, 'train', imbalance=0.5)
     # imbalance alone takes the smallest class as n_max.
     out = subsets.apply(ds, 'train', imbalance=0.5)
     np.testing.assert_array_equal(subsets.train_class_counts(out, 'train'),

@@ -277,11 +277,15 @@ class TrainTest(parameterized.TestCase):
     self.assertEqual([l['step'] for l in lines], [1, 2])
     self.assertFalse(any('test/class_accuracy' in l for l in lines))
 
-  def test_open_set_needs_a_separate_eval_split(self):
+  def test_open_set_needs_classes_and_a_separate_eval_split(self):
     config = helpers.tiny_config('task=classification', num_steps=1,
                                  **{'data.eval_split': 'train'})
     config.data.kwargs.unknown_classes = '8,9'
     with self.assertRaisesRegex(ValueError, 'needs an evaluation split other than'):
+      train.train_and_evaluate(config, self.workdir())
+    config = helpers.tiny_config('task=regression', num_steps=1)
+    config.data.kwargs.unknown_classes = '8,9'
+    with self.assertRaisesRegex(ValueError, "task='regression' predicts none"):
       train.train_and_evaluate(config, self.workdir())
 
   def test_backbone_initialised_from_a_vit_npz(self):

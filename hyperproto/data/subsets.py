@@ -154,6 +154,10 @@ def apply(dataset: Dataset, train_split: str, *, imbalance: Optional[float] = No
       n_max = int(train_per_class)
     else:
       n_max = int(have.min())
+      if not n_max:
+        c = int(np.argmin(have))
+        raise ValueError(f'data.kwargs.imbalance: class {c} of {name} has no example in '
+                         f'{train_split!r}, so there is no profile to draw.')
     counts = (long_tail_counts(n_max, num_classes, imbalance) if imbalance is not None
               else np.full(num_classes, n_max, np.int64))
     if counts.min() < 1:
