@@ -332,9 +332,10 @@ def evaluate(eval_fn, state, protos, dataset, split: str, batch_size: int, mesh,
   totals, scores = jax.device_get((totals, scores))  # The one transfer of the split.
   metrics = dict(objectives.summarize(totals), num_examples=int(totals['count']))
   if 'class_count' in totals:
-    class_acc = (np.asarray(totals['class_correct'], np.float64)
-                 / np.maximum(totals['class_count'], 1.0))
-    metrics['class_accuracy'] = [float(a) for a in class_acc]
+    with np.errstate(invalid='ignore'):  # NaN: a class without examples in the split.
+      class_acc = (np.asarray(totals['class_correct'], np.float64)
+                   / np.asarray(totals['class_count'], np.float64))
+    metrics['class_accuracy'] = [None if np.isnan(a) else float(a) for a in class_acc]
     if train_counts is not None:
       metrics.update(subsets.group_accuracies(class_acc, np.asarray(train_counts)))
   if scores:
@@ -395,6 +396,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   dataset = subsets.apply(dataset, config.data.train_split, **subset_options)
   info = dataset.info
   objective = make_objective(config, info)
+  # Per-class and open-set metrics where a data.subsets option asks for them.
+  open_set = subset_options.get('unknown_classes') is not None
+  per_class = objective.has_classes and (open_set or any(
+      subset_options.get(k) is not None for k in ('imbalance', 'train_per_class')))
+  if open_set and not objective.has_classes:
+    raise ValueError(f'data.kwargs.unknown_classes scores known vs unknown classes; '
+                     f'task={objective.task!r} predicts none. Use task=classification '
+                     f'or joint.')
+  if open_set and 'known' not in dataset.splits.get(config.data.eval_split, {}):
+    raise ValueError(f'data.kwargs.unknown_classes needs an evaluation split other than '
+                     f'the training split; data.eval_split is {config.data.eval_split!r}.')
   protos = prepare_prototypes(config, objective, workdir, info.class_names)
 
   mesh = parallel.make_mesh(config.num_devices)
@@ -466,17 +478,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                  kind=config.parallel, donate_argnums=(0,))
     next_input = lambda: parallel.batch_to_devices(next(batches), mesh, config.parallel,
                                                    process_local=True)
-  # Per-class and open-set metrics where a data.subsets option asks for them.
-  open_set = subset_options.get('unknown_classes') is not None
-  per_class = objective.has_classes and (open_set or any(
-      subset_options.get(k) is not None for k in ('imbalance', 'train_per_class')))
-  if open_set and not objective.has_classes:
-    raise ValueError(f'data.kwargs.unknown_classes scores known vs unknown classes; '
-                     f'task={objective.task!r} predicts none. Use task=classification '
-                     f'or joint.')
-  if open_set and 'known' not in dataset.splits.get(eval_split, {}):
-    raise ValueError(f'data.kwargs.unknown_classes needs an evaluation split other than '
-                     f'the training split; data.eval_split is {eval_split!r}.')
   eval_fn = parallel.map_step(
       functools.partial(eval_step, model=model, objective=objective, per_class=per_class,
                         open_set=open_set, **norm), mesh,

@@ -198,6 +198,11 @@ class GroupsTest(absltest.TestCase):
     self.assertAlmostEqual(got['few_shot_accuracy'], 0.1)
     self.assertEqual(set(subsets.group_accuracies(acc[:2], counts[:2])),
                      {'many_shot_accuracy', 'medium_shot_accuracy'})
+    # A class without evaluation examples (NaN) does not count.
+    acc[0], acc[3] = np.nan, np.nan
+    got = subsets.group_accuracies(acc, counts)
+    self.assertAlmostEqual(got['many_shot_accuracy'], 0.7)
+    self.assertNotIn('few_shot_accuracy', got)
 
 
 class OpenSetMetricsTest(parameterized.TestCase):

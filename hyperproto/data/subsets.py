@@ -184,13 +184,15 @@ def train_class_counts(dataset: Dataset, train_split: str) -> np.ndarray:
 def group_accuracies(class_accuracy_C: np.ndarray, train_counts_C: np.ndarray
                      ) -> dict[str, float]:
   """Mean per-class accuracy over the many- (> 100 training examples), medium- (20..100)
-  and few-shot (< 20) classes; a group without classes is left out."""
-  groups = {'many_shot_accuracy': train_counts_C > MANY_SHOT,
-            'few_shot_accuracy': train_counts_C < FEW_SHOT}
-  groups['medium_shot_accuracy'] = ~(groups['many_shot_accuracy']
-                                     | groups['few_shot_accuracy'])
-  return {k: float(np.mean(class_accuracy_C[sel])) for k, sel in groups.items()
-          if sel.any()}
+  and few-shot (< 20) classes; NaN accuracies (classes without evaluation examples) are
+  left out, and so is a group without classes."""
+  class_accuracy_C = np.asarray(class_accuracy_C, np.float64)
+  many, few = train_counts_C > MANY_SHOT, train_counts_C < FEW_SHOT
+  groups = {'many_shot_accuracy': many, 'medium_shot_accuracy': ~(many | few),
+            'few_shot_accuracy': few}
+  scored = ~np.isnan(class_accuracy_C)
+  return {k: float(np.mean(class_accuracy_C[sel & scored]))
+          for k, sel in groups.items() if (sel & scored).any()}
 
 
 # --- Open-set scores ----------------------------------------------------------------
