@@ -174,7 +174,13 @@ def base_config() -> ml_collections.ConfigDict:
   # Data section.
   c.data = ml_collections.ConfigDict()
   c.data.name = 'digits'
-  c.data.kwargs = ml_collections.ConfigDict()  # Passed to the dataset's loader.
+  c.data.kwargs = ml_collections.ConfigDict()  # Passed to the dataset's loader, except:
+  # hyperproto.data.subsets' options, applied to whatever the loader gives (declared here
+  # so that --config.data.kwargs.X can set them; None / '' = off):
+  c.data.kwargs.imbalance = config_dict.placeholder(float)  # RHO: CIFAR-LT training split.
+  c.data.kwargs.train_per_class = config_dict.placeholder(int)  # N training examples/class.
+  c.data.kwargs.unknown_classes = ''  # Held-out class indices, e.g. '6,7,8,9' (open set).
+  c.data.kwargs.subset_seed = 0  # Which examples the options above keep.
   c.data.train_split = 'train'
   c.data.eval_split = 'test'
   c.data.augment = 'none'  # none | crop_flip (4-pixel padding + horizontal flip, in-step).

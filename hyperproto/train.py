@@ -41,6 +41,7 @@ from hyperproto import prototypes as protos_lib
 from hyperproto.prototypes import plot as protos_plot
 from hyperproto import writers
 from hyperproto.data import device_input
+from hyperproto.data import subsets
 
 AXIS = parallel.AXIS
 
@@ -144,12 +145,46 @@ def resident_train_step(state: TrainState, data: Mapping[str, jax.Array],
 
 def eval_step(state: TrainState, batch: Mapping[str, jax.Array],
               protos: Mapping[str, jax.Array], *, model: nn.Module,
-              objective: objectives.Objective, mean, std) -> dict[str, jax.Array]:
-  """Metric sums over the global batch; padded examples (mask 0) do not count."""
+              objective: objectives.Objective, mean, std, per_class: bool = False,
+              open_set: bool = False) -> dict[str, jax.Array]:
+  """Metric sums over the global batch; padded examples (mask 0) do not count.
+
+  `per_class` adds `class_count` and `class_correct` (C each). `open_set` (the batch has
+  `known`, 0 for held-out classes, see `data.subsets`): the metrics count the known
+  examples only, `num_unknown` counts the others, and `scores` holds the global batch's
+  per-example open-set scores (`Objective.open_set_scores`), gathered over AXIS.
+  """
   images = normalize_images(batch['image'], mean, std)
   z = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, images,
                   train=False)
-  return jax.lax.psum(objective.metric_sums(z, batch, protos), AXIS)
+  if not (per_class or open_set):
+    return jax.lax.psum(objective.metric_sums(z, batch, protos), AXIS)
+  mask_B = batch['mask'].astype(jnp.float32)
+  known_B = batch['known'].astype(jnp.float32) if open_set else jnp.ones_like(mask_B)
+  sums = objective.metric_sums(z, dict(batch, mask=mask_B * known_B), protos)
+  if per_class:
+    onehot_BxC = jax.nn.one_hot(batch['label'], objective.num_classes) * (
+        mask_B * known_B)[:, None]
+    correct_B = objective.predict(z, protos)['label'] == batch['label']
+    sums['class_count'] = jnp.sum(onehot_BxC, axis=0)
+    sums['class_correct'] = jnp.sum(onehot_BxC * correct_B[:, None], axis=0)
+  if open_set:
+    sums['num_unknown'] = jnp.sum(mask_B * (1.0 - known_B))
+  sums = jax.lax.psum(sums, AXIS)
+  if open_set:
+    sums['scores'] = {k: _gather(v) for k, v in
+                      objective.open_set_scores(z, protos).items()}
+  return sums
+
+
+def _gather(x_B: jax.Array) -> jax.Array:
+  """The global batch's values of a per-device vector, on every device, in the global
+  batch's order: a psum of zeros with each device's slice in place (exact; its result is
+  replicated by type, which shard_map's out_specs=P() needs and all_gather's is not)."""
+  n, b = jax.lax.axis_size(AXIS), x_B.shape[0]
+  full = jnp.zeros((n * b,), x_B.dtype)
+  return jax.lax.psum(
+      jax.lax.dynamic_update_slice(full, x_B, (jax.lax.axis_index(AXIS) * b,)), AXIS)
 
 
 # --- Set-up helpers ---------------------------------------------------------------------
@@ -270,10 +305,16 @@ def write_plots(workdir: str, protos: Mapping[str, np.ndarray]) -> None:
 
 
 def evaluate(eval_fn, state, protos, dataset, split: str, batch_size: int, mesh,
-             kind: str) -> dict[str, float]:
+             kind: str, train_counts: Optional[np.ndarray] = None) -> dict[str, Any]:
   """Metrics over the whole split (each example counted once, on any number of devices
-  and hosts: batches are padded and masked)."""
-  totals = None
+  and hosts: batches are padded and masked).
+
+  With an `eval_fn` of `eval_step(per_class=True)`, also the per-class accuracy
+  (`class_accuracy`, a list: the only values that are not scalars) and, given the
+  training split's `train_counts`, the many / medium / few-shot accuracies; with
+  `open_set=True`, AUROC and FPR@95TPR of each open-set score (known vs unknown).
+  """
+  totals, scores = None, []
   streaming = not isinstance(dataset, data_lib.Dataset)
   if streaming:  # Each host decodes its own share of every batch.
     batches = dataset.eval_batches(split, batch_size, jax.process_index(),
@@ -281,11 +322,33 @@ def evaluate(eval_fn, state, protos, dataset, split: str, batch_size: int, mesh,
   else:
     batches = dataset.eval_batches(split, batch_size)
   for batch in batches:
+    if 'known' in batch:  # Host copies; the scores come back in global batch order.
+      scores.append(((batch['mask'] > 0) & (batch['known'] > 0), batch['mask'] > 0))
     batch = parallel.batch_to_devices(batch, mesh, kind, process_local=streaming)
     sums = eval_fn(state, batch, protos)
+    if 'scores' in sums:
+      scores[-1] += (sums.pop('scores'),)
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-  totals = jax.device_get(totals)
-  return dict(objectives.summarize(totals), num_examples=int(totals['count']))
+  totals, scores = jax.device_get((totals, scores))  # The one transfer of the split.
+  metrics = dict(objectives.summarize(totals), num_examples=int(totals['count']))
+  if 'class_count' in totals:
+    with np.errstate(invalid='ignore'):  # NaN: a class without examples in the split.
+      class_acc = (np.asarray(totals['class_correct'], np.float64)
+                   / np.asarray(totals['class_count'], np.float64))
+    metrics['class_accuracy'] = [None if np.isnan(a) else float(a) for a in class_acc]
+    if train_counts is not None:
+      metrics.update(subsets.group_accuracies(class_acc, np.asarray(train_counts)))
+  if scores:
+    metrics['num_unknown'] = int(totals['num_unknown'])
+    known = np.concatenate([k[m] for k, m, _ in scores])
+    per_score = {name: np.concatenate([s[name][m] for _, m, s in scores])
+                 for name in scores[0][2]}
+    metrics.update(subsets.open_set_metrics(per_score, known))
+  return metrics
+
+
+def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
+  return {k: v for k, v in metrics.items() if not isinstance(v, list)}
 
 
 def _checked(pending: list, last_ckpt: Optional[int]) -> list[dict]:
@@ -327,9 +390,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if config.parallel not in parallel.MAPPERS:
     raise ValueError(f'Unknown parallel={config.parallel!r}; use one of '
                      f'{parallel.MAPPERS}.')
-  dataset = data_lib.load(config.data.name, **config.data.kwargs)
+  loader_kwargs, subset_options = subsets.split_options(dict(config.data.kwargs.items()))
+  dataset = data_lib.load(config.data.name, **loader_kwargs)
+  loaded_info = dataset.info
+  dataset = subsets.apply(dataset, config.data.train_split, **subset_options)
   info = dataset.info
   objective = make_objective(config, info)
+  # Per-class and open-set metrics where a data.subsets option asks for them.
+  open_set = subset_options.get('unknown_classes') is not None
+  per_class = objective.has_classes and (open_set or any(
+      subset_options.get(k) is not None for k in ('imbalance', 'train_per_class')))
+  if open_set and not objective.has_classes:
+    raise ValueError(f'data.kwargs.unknown_classes scores known vs unknown classes; '
+                     f'task={objective.task!r} predicts none. Use task=classification '
+                     f'or joint.')
+  if open_set and 'known' not in dataset.splits.get(config.data.eval_split, {}):
+    raise ValueError(f'data.kwargs.unknown_classes needs an evaluation split other than '
+                     f'the training split; data.eval_split is {config.data.eval_split!r}.')
   protos = prepare_prototypes(config, objective, workdir, info.class_names)
 
   mesh = parallel.make_mesh(config.num_devices)
@@ -402,11 +479,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     next_input = lambda: parallel.batch_to_devices(next(batches), mesh, config.parallel,
                                                    process_local=True)
   eval_fn = parallel.map_step(
-      functools.partial(eval_step, model=model, objective=objective, **norm), mesh,
+      functools.partial(eval_step, model=model, objective=objective, per_class=per_class,
+                        open_set=open_set, **norm), mesh,
       kind=config.parallel)
+  train_counts = (subsets.train_class_counts(dataset, train_split) if per_class
+                  else None)
   run_eval = functools.partial(evaluate, eval_fn, protos=protos_dev, dataset=dataset,
                                split=eval_split, batch_size=eval_batch_size, mesh=mesh,
-                               kind=config.parallel)
+                               kind=config.parallel, train_counts=train_counts)
 
   eval_every = config.eval_every_steps or int(round(config.eval_every_epochs
                                                     * steps_per_epoch))
@@ -429,7 +509,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           logging.info('step %d/%d | %s | %s', step, num_steps, _fmt(metrics),
                        progress.report(step) or '')
         if eval_every and step % eval_every == 0 and not last:
-          metrics = {f'{eval_split}/{k}': v for k, v in run_eval(state=state).items()}
+          metrics = {f'{eval_split}/{k}': v
+                     for k, v in _scalars(run_eval(state=state)).items()}
           writer.write(step, metrics)
           logging.info('step %d/%d | %s', step, num_steps, _fmt(metrics))
         if last or stop.requested or step % config.checkpoint_every_steps == 0:
@@ -442,15 +523,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     ckpt.wait()
 
     final = {f'{eval_split}/{k}': v for k, v in run_eval(state=state).items()}
-    writer.write(num_steps, final)
+    writer.write(num_steps, _scalars(final))
     results = dict(final, step=num_steps, train_seconds=time.perf_counter() - t_start,
                    task=objective.task, method=objective.method, dataset=info.name)
+    if per_class:  # What the per-class numbers need: the classes and their counts.
+      results.update(class_names=list(info.class_names),
+                     train_class_counts=[int(n) for n in train_counts])
+    if open_set:  # Indices in the loaded dataset's label space.
+      results['unknown_classes'] = list(subsets.parse_unknown_classes(
+          subset_options['unknown_classes'], loaded_info.num_classes))
     if info.target_unit:
       results['target_unit'] = info.target_unit
     if is_main:
       writers.write_json(os.path.join(workdir, 'results.json'), results)
       write_plots(workdir, protos)
-    logging.info('Final %s metrics at step %d: %s', eval_split, num_steps, _fmt(final))
+    logging.info('Final %s metrics at step %d: %s', eval_split, num_steps,
+                 _fmt(_scalars(final)))
     return results
   finally:
     ckpt.close()

@@ -17,12 +17,14 @@ from absl.testing import parameterized
 
 import data_streaming_test
 import helpers
+from hyperproto import data
 from hyperproto import export
 from hyperproto import models
 from hyperproto import parallel
 from hyperproto import prototypes
 from hyperproto import train
 from hyperproto.data import device_input
+from hyperproto.data import subsets
 from hyperproto.data import prepare
 
 
@@ -210,6 +212,81 @@ class TrainTest(parameterized.TestCase):
     self.assertEqual(results['test/accuracy'], again['test/accuracy'])
     with self.assertRaisesRegex(ValueError, 'augments while decoding'):
       train.train_and_evaluate(config(**{'data.augment': 'crop_flip'}), self.workdir())
+
+  @parameterized.parameters(
+      ('hpn', dict(imbalance=0.1, unknown_classes='7,8,9'), ('max_cos',), 'shard_map'),
+      ('baseline', dict(train_per_class=20, unknown_classes='0,5,9'),
+       ('max_logit', 'msp'), 'pmap'))
+  @pytest.mark.device
+  def test_long_tail_few_shot_and_open_set_metrics(self, method, kwargs, scores, mapper):
+    workdir = self.workdir()
+    config = helpers.tiny_config(f'task=classification,method={method}', num_steps=2,
+                                 eval_every_steps=1, parallel=mapper)
+    config.data.kwargs.update(kwargs)
+    results = train.train_and_evaluate(config, workdir)
+    with open(os.path.join(workdir, 'results.json')) as f:
+      self.assertEqual(json.load(f), results)
+    unknown = (7, 8, 9) if method == 'hpn' else (0, 5, 9)
+    self.assertEqual(results['unknown_classes'], list(unknown))
+    known = [c for c in range(10) if c not in unknown]
+    self.assertEqual(results['class_names'], [str(c) for c in known])
+    # The training split: the profile (or N per class) over the 7 known classes.
+    full = data.load('digits', image_size=16)
+    n_max = np.bincount(full.splits['train']['label'])[known].min()
+    expected = (subsets.long_tail_counts(n_max, 7, 0.1) if method == 'hpn' else [20] * 7)
+    self.assertEqual(results['train_class_counts'], list(expected))
+    # Accuracy over the known test examples; the unknown ones only enter the AUROC.
+    test_labels = full.splits['test']['label']
+    self.assertEqual(results['test/num_unknown'], np.isin(test_labels, unknown).sum())
+    self.assertEqual(results['test/num_examples'] + results['test/num_unknown'], 359)
+    class_acc = np.array(results['test/class_accuracy'])
+    self.assertLen(class_acc, 7)
+    known_counts = np.bincount(test_labels)[known]
+    self.assertAlmostEqual(results['test/accuracy'],
+                           np.sum(class_acc * known_counts) / known_counts.sum(), places=6)
+    groups = subsets.group_accuracies(class_acc, np.array(expected))
+    for name, value in groups.items():
+      self.assertAlmostEqual(results[f'test/{name}'], value, places=12)
+    self.assertEqual(set(groups), {'many_shot_accuracy', 'medium_shot_accuracy',
+                                   'few_shot_accuracy'} if method == 'hpn'
+                     else {'medium_shot_accuracy'})
+    # The open-set metrics: recomputed here from the final checkpoint on the whole test
+    # split at once (the run evaluated in padded batches of 16 over all devices, whose
+    # scores were gathered in order).
+    dataset = subsets.apply(full, 'train', **kwargs)
+    objective = train.make_objective(config, dataset.info)
+    model = models.build(config.model.name, output_dim=objective.output_dim,
+                         axis_name=parallel.AXIS, **config.model.kwargs)
+    state = export.load_checkpoint(workdir)[1]
+    test = dataset.splits['test']
+    z = model.apply({'params': state['params'], 'batch_stats': state['batch_stats']},
+                    train.normalize_images(test['image'], dataset.info.mean,
+                                           dataset.info.std), train=False)
+    protos = ({'classes': np.load(os.path.join(workdir, 'prototypes.npy'))}
+              if method == 'hpn' else {})
+    host = objective.open_set_scores(z, protos)
+    self.assertEqual(set(host), set(scores))
+    for name in scores:
+      self.assertAlmostEqual(results[f'test/{name}_auroc'],
+                             subsets.auroc(np.asarray(host[name]), test['known']),
+                             delta=2e-3)  # a few near-ties may flip
+      self.assertBetween(results[f'test/{name}_fpr95'], 0.0, 1.0)
+    # Every evaluation logs the scalars (not the per-class list).
+    lines = [l for l in read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
+             if f'test/{scores[0]}_auroc' in l]
+    self.assertEqual([l['step'] for l in lines], [1, 2])
+    self.assertFalse(any('test/class_accuracy' in l for l in lines))
+
+  def test_open_set_needs_classes_and_a_separate_eval_split(self):
+    config = helpers.tiny_config('task=classification', num_steps=1,
+                                 **{'data.eval_split': 'train'})
+    config.data.kwargs.unknown_classes = '8,9'
+    with self.assertRaisesRegex(ValueError, 'needs an evaluation split other than'):
+      train.train_and_evaluate(config, self.workdir())
+    config = helpers.tiny_config('task=regression', num_steps=1)
+    config.data.kwargs.unknown_classes = '8,9'
+    with self.assertRaisesRegex(ValueError, "task='regression' predicts none"):
+      train.train_and_evaluate(config, self.workdir())
 
   def test_backbone_initialised_from_a_vit_npz(self):
     vit = dict(width=32, depth=1, mlp_dim=64, num_heads=2)
