@@ -35,13 +35,15 @@ import launch  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tables  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
-def runs(workdir: str, settings, seeds, budget: str):
-  """[(run dir, launch info, main's args)], seed-major."""
+def runs(workdir: str, settings, seeds, budget: str, methods=None):
+  """[(run dir, launch info, main's args)], seed-major; only `methods` if given."""
   module = launch.load_config_module(CONFIG)
   out = []
   for seed in seeds:
     for setting in settings:
       for cell in module.get_sweep(setting):
+        if methods and _parts(cell)['method'] not in methods:
+          continue
         arg = f'{cell},{budget}'
         module.get_config(arg)  # A bad cell fails now, not after an hour.
         run_dir = os.path.join(os.path.abspath(workdir), setting, launch.slug(cell),
@@ -62,9 +64,13 @@ def _method_cell(arg: str) -> str:
   return ','.join(i for i in arg.split(',') if i not in SETTING_ARG.values())
 
 
+def _parts(cell: str) -> dict[str, str]:
+  return dict(item.split('=') for item in cell.split(','))
+
+
 def _label(cell: str) -> str:
-  parts = dict(item.split('=') for item in cell.split(','))
-  method = parts.get('method', 'hpn')
+  parts = _parts(cell)
+  method = parts['method']
   return method if method == 'softmax' else f'{method}, d = {parts.get("dim", "?")}'
 
 
@@ -96,6 +102,7 @@ def define_flags():
   flags.DEFINE_string('workdir', None, 'Root of the runs.')
   flags.DEFINE_list('seeds', ['0', '1', '2'], 'Training seeds.')
   flags.DEFINE_list('settings', list(SETTINGS), 'fewshot and/or lt.')
+  flags.DEFINE_list('methods', [], 'Only these methods (default: all).')
   flags.DEFINE_string('backbone', 'resnet32', 'Backbone of every run.')
   flags.DEFINE_integer('steps', 100, 'Training steps of every run.')
   flags.DEFINE_integer('batch', 64, 'Global batch of every run.')
@@ -111,7 +118,7 @@ def main(argv):
     raise app.UsageError(f'Unknown settings {sorted(unknown)}; use {sorted(SETTINGS)}.')
   if not FLAGS.report_only:
     budget = f'backbone={FLAGS.backbone},steps={FLAGS.steps},batch={FLAGS.batch}'
-    todo = runs(FLAGS.workdir, FLAGS.settings, FLAGS.seeds, budget)
+    todo = runs(FLAGS.workdir, FLAGS.settings, FLAGS.seeds, budget, FLAGS.methods)
     for i, (run_dir, info, args) in enumerate(todo):
       done = os.path.exists(os.path.join(run_dir, 'results.json'))
       command = [sys.executable, '-m', 'hyperproto.main', *args]
