@@ -82,7 +82,7 @@ def report(workdir: str) -> str:
   cells = sorted({_method_cell(arg) for _, arg in collected},
                  key=lambda c: ('dim=3' in c, launch.slug(c)))
   columns = [('fewshot', 'test/accuracy'), ('lt', 'test/accuracy'),
-             *(('lt', f'test/accuracy_{g}') for g in GROUPS)]
+             *(('lt', f'test/{g}_shot_accuracy') for g in GROUPS)]
   header = ['method', SETTINGS['fewshot'], SETTINGS['lt'], *(f'LT {g}' for g in GROUPS)]
   lines = ['| ' + ' | '.join(header) + ' |', '|---' * len(header) + '|']
   budgets = set()

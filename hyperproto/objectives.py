@@ -220,15 +220,18 @@ class Objective:
 
   def open_set_scores(self, z: Array, protos: Mapping[str, Array]) -> dict[str, Array]:
     """Per-example known-vs-unknown scores (float32 B, higher = more likely a known
-    class), from `scores`: `max_cos` for HPN (the max cosine to the class prototypes);
-    `max_logit` and `msp` (max softmax probability) for the softmax baseline, which has
-    no prototypes and so no cosine; `max_score`, the max of its own scores, for a
-    fixed-classifier method."""
+    class): `max_cos`, the max cosine to the class prototypes, for every prototype
+    method; `max_score`, the max of a fixed-classifier method's own scores (a logit, a
+    scaled cosine, or minus a distance); `max_logit` and `msp` (max softmax
+    probability) for the softmax baseline, which has no prototypes and so no cosine."""
     s_BxC = self.scores(z, protos)
     if self.method == 'baseline':
       return {'max_logit': jnp.max(s_BxC, axis=-1),
               'msp': jnp.max(jax.nn.softmax(s_BxC, axis=-1), axis=-1)}
-    return {'max_cos' if self.method == 'hpn' else 'max_score': jnp.max(s_BxC, axis=-1)}
+    if self.method == 'hpn':
+      return {'max_cos': jnp.max(s_BxC, axis=-1)}
+    return {'max_cos': jnp.max(losses.cosine_matrix(z, protos['classes']), axis=-1),
+            'max_score': jnp.max(s_BxC, axis=-1)}
 
   def metric_sums(self, z: Array, batch: Mapping[str, Array],
                   protos: Mapping[str, Array]) -> dict[str, Array]:
