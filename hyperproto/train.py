@@ -52,6 +52,9 @@ class TrainState:
   batch_stats: Any
   opt_state: Any
   rng: jax.Array
+  # A method's own training state (DL2PA's feature memory and label-to-prototype
+  # assignment; `hyperproto.methods`), merged into `protos` by the steps; {} otherwise.
+  method_state: Any = flax.struct.field(default_factory=dict)
 
 
 class TrainingInterrupted(Exception):
@@ -108,6 +111,7 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
   """
   images = normalize_images(batch['image'], mean, std)
   count = jax.lax.psum(jnp.asarray(images.shape[0], jnp.float32), AXIS)
+  protos = {**protos, **state.method_state}
 
   def loss_fn(params):
     z, updates = model.apply({'params': params, 'batch_stats': state.batch_stats},
@@ -126,6 +130,9 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
   new_state = state.replace(step=state.step + 1,
                             params=optax.apply_updates(state.params, updates),
                             batch_stats=batch_stats, opt_state=opt_state)
+  if state.method_state:
+    new_state = new_state.replace(method_state=objective.update_method_state(
+        state.method_state, jax.lax.stop_gradient(z), batch, AXIS))
   sums = objective.metric_sums(jax.lax.stop_gradient(z), batch, protos)
   sums['loss'] = loss_sum
   return new_state, jax.lax.psum(sums, AXIS)
@@ -146,6 +153,7 @@ def eval_step(state: TrainState, batch: Mapping[str, jax.Array],
               protos: Mapping[str, jax.Array], *, model: nn.Module,
               objective: objectives.Objective, mean, std) -> dict[str, jax.Array]:
   """Metric sums over the global batch; padded examples (mask 0) do not count."""
+  protos = {**protos, **state.method_state}
   images = normalize_images(batch['image'], mean, std)
   z = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, images,
                   train=False)
@@ -269,6 +277,17 @@ def write_plots(workdir: str, protos: Mapping[str, np.ndarray]) -> None:
 # --- The loop -------------------------------------------------------------------------
 
 
+def refresh_method_state(state: TrainState, objective: objectives.Objective,
+                         protos: Mapping[str, np.ndarray], mesh) -> TrainState:
+  """The method's host-side refresh (DL2PA's matching), after the evaluation and
+  before the checkpoint of this step, as the reference's epoch loop. Every process
+  computes it from the same replicated state, so all agree."""
+  method_state = objective.refresh_method_state(jax.device_get(state.method_state),
+                                                protos)
+  return state.replace(method_state=parallel.replicate(method_state, mesh))
+
+
+
 def evaluate(eval_fn, state, protos, dataset, split: str, batch_size: int, mesh,
              kind: str) -> dict[str, float]:
   """Metrics over the whole split (each example counted once, on any number of devices
@@ -353,6 +372,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     params = models.load_vit_npz(config.model.init_npz, jax.device_get(state.params))
     state = state.replace(params=parallel.replicate(params, mesh))
     logging.info('Initialised the backbone from %s.', config.model.init_npz)
+  if objective.has_method_state:  # Before the restore, which needs its structure.
+    state = state.replace(method_state=parallel.replicate(
+        objective.init_method_state(protos, config.seed), mesh))
   protos_dev = parallel.replicate({k: np.asarray(v) for k, v in protos.items()}, mesh)
 
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'),
@@ -410,6 +432,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   eval_every = config.eval_every_steps or int(round(config.eval_every_epochs
                                                     * steps_per_epoch))
+  refresh_every = objective.method_state_every(steps_per_epoch)
   progress = writers.Progress(num_steps, config.batch_size)
   pending, last_ckpt = [], ckpt.latest_step()
   t_start = time.perf_counter()
@@ -432,6 +455,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           metrics = {f'{eval_split}/{k}': v for k, v in run_eval(state=state).items()}
           writer.write(step, metrics)
           logging.info('step %d/%d | %s', step, num_steps, _fmt(metrics))
+        if refresh_every and step % refresh_every == 0 and not last:
+          state = refresh_method_state(state, objective, protos, mesh)
         if last or stop.requested or step % config.checkpoint_every_steps == 0:
           _checked(pending, last_ckpt)  # Never checkpoint a non-finite state.
           if ckpt.save(step, state, force=last or stop.requested):
