@@ -21,6 +21,7 @@ from hyperproto import parallel
 from hyperproto import prototypes
 from hyperproto import train
 from hyperproto.methods import dl2pa
+from hyperproto.prototypes import uniformity
 
 
 def unit_rows(x):
@@ -77,6 +78,37 @@ class AssignmentTest(absltest.TestCase):
     jax.tree.map(np.testing.assert_array_equal, a, b)
     np.testing.assert_array_equal(a['assignment'],
                                   dl2pa.solve_assignment(a['queue'], classes))
+
+
+class UniformityPlacementTest(absltest.TestCase):
+
+  def test_loss_matches_the_reference_formula(self):
+    w = np.random.default_rng(5).standard_normal((6, 4)).astype(np.float32)
+    p = unit_rows(w)  # Prototype_Estimation.py: l2_norm, then uniform_loss(t=2)
+    pdist_sq = [np.sum((p[i] - p[j]) ** 2) for i in range(6) for j in range(i + 1, 6)]
+    np.testing.assert_allclose(uniformity.uniform_loss(w),
+                               np.log(np.mean(np.exp(-2.0 * np.array(pdist_sq)))),
+                               rtol=1e-5)
+
+  def test_reaches_the_simplex_and_is_seeded(self):
+    protos = prototypes.place('uniformity', 8, 16, seed=0)
+    np.testing.assert_allclose(np.linalg.norm(protos, axis=1), 1.0, rtol=1e-6)
+    cos = protos @ protos.T
+    off_diagonal = cos[~np.eye(8, dtype=bool)]
+    np.testing.assert_allclose(off_diagonal, -1 / 7, atol=1e-4)
+    np.testing.assert_array_equal(protos, prototypes.place('uniformity', 8, 16, seed=0))
+
+  def test_batches_of_classes(self):
+    # 7 classes in shuffled batches of 3 (a last batch of 1 is skipped): the loss over
+    # all classes goes down from the init (epochs=0); one batch is the order-free case.
+    kw = dict(seed=1, batch_size=3)
+    init = uniformity.uniformity(7, 3, epochs=0, **kw)
+    trained = uniformity.uniformity(7, 3, epochs=100, **kw)
+    self.assertLess(float(uniformity.uniform_loss(trained)),
+                    float(uniformity.uniform_loss(init)) - 0.1)
+    np.testing.assert_array_equal(uniformity.uniformity(7, 3, seed=1, epochs=5),
+                                  uniformity.uniformity(7, 3, seed=1, epochs=5,
+                                                        batch_size=50))
 
 
 class MemoryAndLossTest(absltest.TestCase):

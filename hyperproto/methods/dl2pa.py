@@ -33,10 +33,10 @@ Where we differ from the code, and why:
     (`psum`): deterministic, and the same on any number of devices and processes.
   * The score matrix of the matching is computed in float64 on the host (the code: in
     float32 on the GPU), so that every process finds the same permutation.
-  * Prototypes: their `Prototype_Estimation.py` minimises Wang & Isola's uniformity loss
-    log mean exp(-2 |p_i - p_j|^2) by SGD over shuffled batches of classes. Ours default to
-    `auto` (the exact optimum where one is known, e.g. the regular simplex for
-    C <= d + 1, which also minimises the uniformity loss; else `separation`).
+  * Prototypes: their `Prototype_Estimation.py` (Wang & Isola's uniformity loss, SGD
+    over shuffled batches of classes, 1,000 epochs) is the default placement,
+    `uniformity` (`prototypes/uniformity.py`); its init and order come from NumPy, not
+    PyTorch's generator.
   * Not ported: the long-tailed branch of their `train.py` (mixup, inverse-frequency
     weighted prototypes and a BatchNorm on the features, `LT_utils`).
 
@@ -131,7 +131,7 @@ def refresh_every(steps_per_epoch: int, hparams: Mapping[str, Any]) -> int:
 METHOD = Method(
     name='dl2pa',
     paper='Saadabadi et al., CVPR 2024 (msed-Ebrahimi/DL2PA_CVPR24)',
-    placement='auto',
+    placement='uniformity',
     loss=loss,
     scores=scores,
     defaults={'momentum': 0.9, 'refresh_every_steps': 0},
