@@ -287,7 +287,6 @@ def refresh_method_state(state: TrainState, objective: objectives.Objective,
   return state.replace(method_state=parallel.replicate(method_state, mesh))
 
 
-
 def evaluate(eval_fn, state, protos, dataset, split: str, batch_size: int, mesh,
              kind: str) -> dict[str, float]:
   """Metrics over the whole split (each example counted once, on any number of devices
