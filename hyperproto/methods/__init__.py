@@ -29,8 +29,9 @@ and changes in two places:
   * `state_refresh(state, classes_CxD, **hparams)`, on the host (NumPy, SciPy) every
     `refresh_every(steps_per_epoch, hparams)` steps, in every process from the same
     replicated state, so every process computes the same result.
- HPN itself and the softmax / MSE baselines
-live in `objectives` (they have regression and joint variants).
+
+HPN itself and the softmax / MSE baselines live in `objectives` (they have regression and
+joint variants).
 
 Adding a method: a module here with a `Method`, one line in `METHODS`, known-answer tests
 against the paper's formula and its reference code (CONTRIBUTING.md).
