@@ -138,6 +138,21 @@ MUTATIONS = (
              'dtype=self.dtype, axis_name=self.axis_name,',
              'dtype=self.dtype, axis_name=None,',
              ('tests/parallel_test.py',), k='cnn'),
+    # Busemann: the paper's tanh(|u| / 2) instead of the reference code's tanh(|u|).
+    Mutation('busemann_expmap_half_angle', 'hyperproto/methods/busemann.py',
+             'jnp.tanh(jnp.clip(norm_Bx1, -TANH_CLAMP, TANH_CLAMP))',
+             'jnp.tanh(0.5 * jnp.clip(norm_Bx1, -TANH_CLAMP, TANH_CLAMP))',
+             ('tests/busemann_test.py',), k='not learns'),
+    # DL2PA: the feature memory from this device's examples only (not psum-ed).
+    Mutation('dl2pa_memory_not_summed_over_devices', 'hyperproto/methods/dl2pa.py',
+             'jax.lax.psum((onehot_BxC.T @ x_BxD, onehot_BxC.sum(0)), axis_name)',
+             '(onehot_BxC.T @ x_BxD, onehot_BxC.sum(0))',
+             ('tests/dl2pa_test.py',), k='Memory'),
+    # DL2PA: the matching minimises the total cosine instead of maximising it.
+    Mutation('dl2pa_matching_minimises', 'hyperproto/methods/dl2pa.py',
+             'optimize.linear_sum_assignment(-score_CxC)',
+             'optimize.linear_sum_assignment(score_CxC)',
+             ('tests/dl2pa_test.py',), k='Assignment'),
 )
 
 

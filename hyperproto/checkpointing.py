@@ -1,7 +1,8 @@
 """Orbax checkpoints of the train state in `workdir/checkpoints`.
 
-The state is one pytree (step, params, BatchNorm statistics, optimiser state, RNG); the
-data position is a function of the step, so this is all a run needs to resume exactly.
+The state is one pytree (step, params, BatchNorm statistics, optimiser state, RNG, and a
+method's own state such as DL2PA's label-to-prototype assignment); the data position is
+a function of the step, so this is all a run needs to resume exactly.
 """
 
 import os

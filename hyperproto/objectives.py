@@ -157,6 +157,46 @@ class Objective:
       protos['upper'] = np.eye(self.dim, dtype=np.float32)[0]
     return protos
 
+  # --- Method-owned training state (DL2PA's assignment; `hyperproto.methods`) -------
+
+  def _method_hparams(self) -> dict[str, Any]:
+    return self.fixed_classifier.hparams(dict(self.hparams))
+
+  @property
+  def has_method_state(self) -> bool:
+    method = self.fixed_classifier
+    return method is not None and method.state_init is not None
+
+  def init_method_state(self, protos: Mapping[str, np.ndarray],
+                        seed: int) -> dict[str, np.ndarray]:
+    """The method's initial training state ({} for methods without one)."""
+    if not self.has_method_state:
+      return {}
+    return self.fixed_classifier.state_init(np.asarray(protos['classes']), seed,
+                                            **self._method_hparams())
+
+  def update_method_state(self, method_state: Mapping[str, Array], z: Array,
+                          batch: Mapping[str, Array], axis_name: str) -> dict[str, Array]:
+    """The in-step update of the method's state (identity without one); traced."""
+    if not self.has_method_state:
+      return dict(method_state)
+    mask = batch.get('mask')
+    mask = jnp.ones(z.shape[:1], jnp.float32) if mask is None else mask
+    return self.fixed_classifier.state_update(method_state, z, batch['label'], mask,
+                                              axis_name, **self._method_hparams())
+
+  def method_state_every(self, steps_per_epoch: int) -> int:
+    """Steps between host refreshes of the method's state (0: never)."""
+    if not self.has_method_state:
+      return 0
+    return self.fixed_classifier.refresh_every(steps_per_epoch, self._method_hparams())
+
+  def refresh_method_state(self, method_state: Mapping[str, np.ndarray],
+                           protos: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The host-side refresh of the method's state (NumPy in, NumPy out)."""
+    return self.fixed_classifier.state_refresh(method_state, np.asarray(protos['classes']),
+                                               **self._method_hparams())
+
   # --- Loss, predictions, metrics -----------------------------------------------------
 
   def _target(self, batch: Mapping[str, Array]) -> Array:

@@ -53,6 +53,9 @@ class TrainState:
   batch_stats: Any
   opt_state: Any
   rng: jax.Array
+  # A method's own training state (DL2PA's feature memory and label-to-prototype
+  # assignment; `hyperproto.methods`), merged into `protos` by the steps; {} otherwise.
+  method_state: Any = flax.struct.field(default_factory=dict)
 
 
 class TrainingInterrupted(Exception):
@@ -109,6 +112,7 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
   """
   images = normalize_images(batch['image'], mean, std)
   count = jax.lax.psum(jnp.asarray(images.shape[0], jnp.float32), AXIS)
+  protos = {**protos, **state.method_state}
 
   def loss_fn(params):
     z, updates = model.apply({'params': params, 'batch_stats': state.batch_stats},
@@ -127,6 +131,9 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
   new_state = state.replace(step=state.step + 1,
                             params=optax.apply_updates(state.params, updates),
                             batch_stats=batch_stats, opt_state=opt_state)
+  if state.method_state:
+    new_state = new_state.replace(method_state=objective.update_method_state(
+        state.method_state, jax.lax.stop_gradient(z), batch, AXIS))
   sums = objective.metric_sums(jax.lax.stop_gradient(z), batch, protos)
   sums['loss'] = loss_sum
   return new_state, jax.lax.psum(sums, AXIS)
@@ -154,6 +161,7 @@ def eval_step(state: TrainState, batch: Mapping[str, jax.Array],
   examples only, `num_unknown` counts the others, and `scores` holds the global batch's
   per-example open-set scores (`Objective.open_set_scores`), gathered over AXIS.
   """
+  protos = {**protos, **state.method_state}
   images = normalize_images(batch['image'], mean, std)
   z = model.apply({'params': state.params, 'batch_stats': state.batch_stats}, images,
                   train=False)
@@ -304,6 +312,16 @@ def write_plots(workdir: str, protos: Mapping[str, np.ndarray]) -> None:
 # --- The loop -------------------------------------------------------------------------
 
 
+def refresh_method_state(state: TrainState, objective: objectives.Objective,
+                         protos: Mapping[str, np.ndarray], mesh) -> TrainState:
+  """The method's host-side refresh (DL2PA's matching), after the evaluation and
+  before the checkpoint of this step, as the reference's epoch loop. Every process
+  computes it from the same replicated state, so all agree."""
+  method_state = objective.refresh_method_state(jax.device_get(state.method_state),
+                                                protos)
+  return state.replace(method_state=parallel.replicate(method_state, mesh))
+
+
 def evaluate(eval_fn, state, protos, dataset, split: str, batch_size: int, mesh,
              kind: str, train_counts: Optional[np.ndarray] = None) -> dict[str, Any]:
   """Metrics over the whole split (each example counted once, on any number of devices
@@ -430,6 +448,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     params = models.load_vit_npz(config.model.init_npz, jax.device_get(state.params))
     state = state.replace(params=parallel.replicate(params, mesh))
     logging.info('Initialised the backbone from %s.', config.model.init_npz)
+  if objective.has_method_state:  # Before the restore, which needs its structure.
+    state = state.replace(method_state=parallel.replicate(
+        objective.init_method_state(protos, config.seed), mesh))
   protos_dev = parallel.replicate({k: np.asarray(v) for k, v in protos.items()}, mesh)
 
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'),
@@ -490,6 +511,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   eval_every = config.eval_every_steps or int(round(config.eval_every_epochs
                                                     * steps_per_epoch))
+  refresh_every = objective.method_state_every(steps_per_epoch)
   progress = writers.Progress(num_steps, config.batch_size)
   pending, last_ckpt = [], ckpt.latest_step()
   t_start = time.perf_counter()
@@ -513,6 +535,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                      for k, v in _scalars(run_eval(state=state)).items()}
           writer.write(step, metrics)
           logging.info('step %d/%d | %s', step, num_steps, _fmt(metrics))
+        if refresh_every and step % refresh_every == 0 and not last:
+          state = refresh_method_state(state, objective, protos, mesh)
         if last or stop.requested or step % config.checkpoint_every_steps == 0:
           _checked(pending, last_ckpt)  # Never checkpoint a non-finite state.
           if ckpt.save(step, state, force=last or stop.requested):

@@ -16,8 +16,22 @@ and it defines
     with that output dimension (the fix included).
 
 `protos` is the whole dict the steps receive: `classes`, plus whatever the method keeps
-in it (DL2PA's label-to-prototype assignment). HPN itself and the softmax / MSE baselines
-live in `objectives` (they have regression and joint variants).
+in it (DL2PA's label-to-prototype assignment).
+
+A method may carry training state of its own (DL2PA: a per-class feature memory and the
+label-to-prototype assignment). It lives in `TrainState.method_state` (checkpointed with
+the rest, so resume stays exact), is merged into `protos` for the loss and the scores,
+and changes in two places:
+
+  * `state_update(state, z_BxD, labels_B, mask_B, axis_name, **hparams)`, inside the
+    jitted train step, from statistics summed over the devices (`psum` over
+    `axis_name`): the same on any number of devices and processes, no host sync;
+  * `state_refresh(state, classes_CxD, **hparams)`, on the host (NumPy, SciPy) every
+    `refresh_every(steps_per_epoch, hparams)` steps, in every process from the same
+    replicated state, so every process computes the same result.
+
+HPN itself and the softmax / MSE baselines live in `objectives` (they have regression and
+joint variants).
 
 Adding a method: a module here with a `Method`, one line in `METHODS`, known-answer tests
 against the paper's formula and its reference code (CONTRIBUTING.md).
@@ -27,6 +41,7 @@ import dataclasses
 from typing import Any, Callable, Mapping, Optional
 
 import jax
+import numpy as np
 
 Array = jax.Array
 
@@ -43,6 +58,11 @@ class Method:
     scores: (z_BxD, protos, **hparams) -> B x C; argmax predicts, max scores open-set.
     defaults: hyper-parameters (names -> defaults), set through `config.method_kwargs`.
     check: (num_classes, dim) -> None or an error message.
+    state_init: (classes_CxD, seed, **hparams) -> the method's initial training state
+      (a dict of NumPy arrays), or None for a method without state.
+    state_update: the in-step update of that state (see the module docstring).
+    state_refresh: the host-side update of that state (see the module docstring).
+    refresh_every: (steps_per_epoch, hparams) -> steps between `state_refresh` calls.
   """
   name: str
   paper: str
@@ -51,6 +71,11 @@ class Method:
   scores: Callable[..., Array]
   defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   check: Callable[[int, int], Optional[str]] = lambda num_classes, dim: None
+  state_init: Optional[Callable[..., dict[str, np.ndarray]]] = None
+  state_update: Optional[Callable[..., dict[str, Array]]] = None
+  state_refresh: Optional[Callable[..., dict[str, np.ndarray]]] = None
+  refresh_every: Callable[[int, Mapping[str, Any]], int] = (
+      lambda steps_per_epoch, hparams: steps_per_epoch)
 
   def hparams(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """`defaults` updated with `overrides`; unknown names are an error."""
@@ -62,4 +87,11 @@ class Method:
     return {**self.defaults, **overrides}
 
 
-METHODS: dict[str, Method] = {}
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from hyperproto.methods import busemann
+from hyperproto.methods import dl2pa
+
+METHODS: dict[str, Method] = {
+    'busemann': busemann.METHOD,
+    'dl2pa': dl2pa.METHOD,
+}

@@ -18,6 +18,7 @@ Methods (PLACEMENTS):
   one_hot         identity, d = C (Table 1 baseline).
   embedding       class-name embeddings reduced to d dims (Table 1 word2vec baseline).
   semantic        separation + the paper's privileged-information loss L_PI.
+  uniformity      DL2PA's estimation: SGD on the uniformity loss (uniformity.py).
 """
 
 import hashlib
@@ -35,6 +36,7 @@ from hyperproto.prototypes import hpn as hpn_lib
 from hyperproto.prototypes import kerdock as kerdock_lib
 from hyperproto.prototypes import semantic as semantic_lib
 from hyperproto.prototypes import separation as separation_lib
+from hyperproto.prototypes import uniformity as uniformity_lib
 from hyperproto.prototypes.bounds import best_bound, levenshtein_bound  # pylint: disable=unused-import
 from hyperproto.prototypes.metrics import lower_bound, max_cos, separation_metrics  # pylint: disable=unused-import
 from hyperproto.prototypes.metrics import duplicate_pairs
@@ -77,6 +79,7 @@ PLACEMENTS: dict[str, Callable[..., np.ndarray]] = {
     'one_hot': closed_form.one_hot,
     'embedding': semantic_lib.embedding,
     'semantic': semantic_lib.semantic,
+    'uniformity': uniformity_lib.uniformity,
 }
 
 
