@@ -62,4 +62,14 @@ class Method:
     return {**self.defaults, **overrides}
 
 
-METHODS: dict[str, Method] = {}
+# The method modules import `Method` from here, so they come after it.
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from hyperproto.methods import ebv
+from hyperproto.methods import etf
+from hyperproto.methods import maxsep
+
+METHODS: dict[str, Method] = {
+    'etf': etf.METHOD,
+    'maxsep': maxsep.METHOD,
+    'ebv': ebv.METHOD,
+}
