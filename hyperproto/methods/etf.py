@@ -27,9 +27,9 @@ Where we differ from the code, and why:
   * Their classifier has a BatchNorm1d on the backbone features before the
     normalisation (`BN_H`); ours is the model's head (a Dense layer) instead: methods
     here only see the network's output z.
-  * E is computed from the labels of the batch each device sees (one GPU in their CIFAR
-    runs) and, since the loss does not know train from eval, also in the evaluation
-    loss (theirs evaluates with E = 1); predictions never use E.
+  * E is computed from the labels of the global batch (summed over devices, as their
+    one GPU sees it) and, since the loss does not know train from eval, also in the
+    evaluation loss (theirs evaluates with E = 1); predictions never use E.
   * Their `reg_lam` term (a multiple of mean |h|, constant 1 for normalised features)
     is left out; mixup (their configs' `mixup: True`) is a data-pipeline matter, not
     part of this loss.
@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import optax
 
 from hyperproto import losses
+from hyperproto import parallel
 from hyperproto.methods import Method
 
 Array = jax.Array
@@ -57,10 +58,18 @@ def features(z_BxD: Array) -> Array:
 
 def batch_class_lengths(labels_B: Array, num_classes: int) -> Array:
   """E (length C): sqrt(gamma / n_c) for the classes in the batch, 1 for the others
-  (`produce_Ew`)."""
+  (`produce_Ew`).
+
+  Inside the data-parallel step (where `parallel.AXIS` is bound) the counts are summed
+  over the devices, so E is that of the global batch, as on their single GPU.
+  """
   counts_C = jnp.zeros((num_classes,), jnp.float32).at[labels_B].add(1.0)
+  try:
+    counts_C = jax.lax.psum(counts_C, parallel.AXIS)
+  except NameError:  # Called outside shard_map / pmap: this batch is the whole batch.
+    pass
   present_C = counts_C > 0
-  gamma = labels_B.shape[0] / jnp.sum(present_C)
+  gamma = jnp.sum(counts_C) / jnp.sum(present_C)
   return jnp.where(present_C, jnp.sqrt(gamma / jnp.maximum(counts_C, 1.0)), 1.0)
 
 
