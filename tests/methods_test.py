@@ -143,6 +143,28 @@ class PlacementTest(parameterized.TestCase):
       plain = prototypes.place('separation', num_classes, dim, seed=0, steps=2000)
       self.assertGreater(prototypes.separation_metrics(plain)['max_abs_cos'], 0.9)
 
+  def test_ebv_reference_generator(self):
+    """Generate_EBV.py's loop (lines 44-63), transcribed in NumPy: normalise, stop at
+    max |cos| <= tau + 1e-4, else one SGD step on sum relu(|cos| - tau)."""
+    tau, lr, steps = 0.3, 1e-3, 40
+    p = np.random.default_rng(5).standard_normal((20, 10)).astype(np.float32)
+    p64 = p.astype(np.float64)
+    for _ in range(steps):
+      p64 = p64 / np.linalg.norm(p64, axis=1, keepdims=True)
+      c = p64 @ p64.T
+      m = np.abs(c) - np.eye(20)
+      if max(tau, m.max()) <= tau + 1e-4:
+        break
+      s = np.sign(c) * (m - tau > 0)  # d/dp of relu(|p_i . p_j| - tau), both rows.
+      p64 = p64 - lr * (s + s.T) @ p64
+    p64 = p64 / np.linalg.norm(p64, axis=1, keepdims=True)
+    _, got, _ = separation._ebv_hinge(jnp.asarray(p), tau, lr, steps)  # pylint: disable=protected-access
+    np.testing.assert_allclose(got, p64, atol=2e-5)
+    placed = prototypes.place('ebv', 20, 10, seed=0, threshold=tau)
+    self.assertLessEqual(prototypes.separation_metrics(placed)['max_abs_cos'], tau + 1e-4)
+    with self.assertRaisesRegex(ValueError, 'did not reach'):
+      prototypes.place('ebv', 20, 10, seed=0, threshold=0.1, max_steps=100)
+
   def test_unknown_criterion(self):
     with self.assertRaisesRegex(ValueError, 'max_abs_cos'):
       separation.separation(5, 3, criterion='abs')

@@ -229,7 +229,56 @@ def _max_cos64(p: np.ndarray, absolute: bool = False) -> float:
   return float(cos.max())
 
 
-def ebv(num_classes: int, dim: int, seed: int = 300, **kwargs) -> np.ndarray:
+@functools.partial(jax.jit, static_argnames=('max_steps',))
+def _ebv_hinge(p_CxD, threshold, lr, max_steps):
+  """Generate_EBV.py's loop: SGD on sum relu(|cos_ij| - tau), renormalising every step,
+  until max |cos| <= tau + 1e-4. Returns (p, its max |cos| floored at tau, steps)."""
+  eye = jnp.eye(p_CxD.shape[0], dtype=p_CxD.dtype)
+
+  def loss(p):
+    m = jnp.abs(p @ p.T) - eye
+    return jnp.sum(jax.nn.relu(m - threshold)), jnp.maximum(threshold, jnp.max(m))
+
+  def cond(carry):
+    i, _, mx = carry
+    return (i < max_steps) & (mx > threshold + 1e-4)
+
+  def body(carry):
+    i, p, _ = carry
+    g, _ = jax.grad(loss, has_aux=True)(p)
+    p = _normalize(p - lr * g)
+    return i + 1, p, loss(p)[1]
+
+  p = _normalize(p_CxD)
+  return jax.lax.while_loop(cond, body, (0, p, loss(p)[1]))
+
+
+def ebv_reference(num_classes: int, dim: int, seed: int = 300, *, threshold: float,
+                  lr: float = 1e-3, max_steps: int = 100_000) -> np.ndarray:
+  """The EBV generator of the reference code (Generate_EBV/Generate_EBV.py), in JAX.
+
+  Random normal start (theirs: torch.randn, seed 42; here numpy's default_rng(seed)),
+  then plain SGD (lr 1e-3) on sum_{i != j} relu(|cos_ij| - threshold) with the rows
+  renormalised before every step, stopping once max |cos| <= threshold + 1e-4 (at most
+  `max_steps` steps, theirs 1e5). Their script saves nothing when it does not get there;
+  we raise.
+  """
+  if num_classes < 2 or dim < 1:
+    raise ValueError(f'Need num_classes >= 2 and dim >= 1, got ({num_classes}, {dim}).')
+  start = np.random.default_rng(seed).standard_normal((num_classes, dim))
+  steps, p, reached = _ebv_hinge(jnp.asarray(start, jnp.float32), jnp.float32(threshold),
+                                 jnp.float32(lr), int(max_steps))
+  if float(reached) > threshold + 1e-4:
+    raise ValueError(
+        f'The EBV generator did not reach max |cos| <= {threshold} + 1e-4 for C='
+        f'{num_classes}, d={dim} in {int(steps)} steps (max |cos| {float(reached):.4f}). '
+        f'Raise threshold or max_steps, or use method="ebv" without a threshold (it '
+        f'minimises max |cos| directly).')
+  return np.asarray(p, np.float64)
+
+
+def ebv(num_classes: int, dim: int, seed: int = 300, *, threshold: Optional[float] = None,
+        **kwargs) -> np.ndarray:
   """Equiangular Basis Vectors (Shen et al., CVPR 2023): C unit vectors in d dims with
   max |cos| as small as we can make it (any d, also d < C).
 
@@ -243,7 +292,12 @@ def ebv(num_classes: int, dim: int, seed: int = 300, **kwargs) -> np.ndarray:
   0.4655 for C = 100 in d = 10, 0.1083 in d = 50 (seed 0; Welch's lower bound is 0.3015
   and 0.1005). `kwargs` go to `separation`; a Riesz-energy warm-up of 1000 steps is the
   default here (without it 6 lines in R^3 stalled at 0.77 with seed 0).
+
+  With a `threshold` tau, runs their generator instead (`ebv_reference`; `kwargs` then
+  go there: lr, max_steps).
   """
+  if threshold is not None:
+    return ebv_reference(num_classes, dim, seed, threshold=threshold, **kwargs)
   kwargs = {'riesz_steps': 1000, **kwargs}
   return separation(num_classes, dim, seed, criterion='max_abs_cos', **kwargs)
 
