@@ -8,8 +8,8 @@ Features: h = z / max(|z|, 1e-8) (`ETF_Classifier.forward`, models/resnet_cifar.
 The classifier M (d x C) is the randomly rotated simplex ETF; its columns are our unit
 prototypes (placement `etf`, `prototypes.closed_form.etf`).
 
-Loss (`loss='dr'`, the paper's eq. 5 as coded in methods.py `dot_loss`, criterion
-'reg_dot_loss', and train.py):
+Loss (`loss='dr'`, the dot-regression loss as coded in methods.py `dot_loss`, criterion
+'reg_dot_loss', called from train.py):
 
   L_i = 1/2 (h_i . w_{y_i} - |w_{y_i}| |h_i|)^2 / |h_i|,
 
