@@ -87,11 +87,18 @@ class Method:
     return {**self.defaults, **overrides}
 
 
+# The method modules import `Method` from here, so they come after it.
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from hyperproto.methods import busemann
 from hyperproto.methods import dl2pa
+from hyperproto.methods import ebv
+from hyperproto.methods import etf
+from hyperproto.methods import maxsep
 
 METHODS: dict[str, Method] = {
-    'busemann': busemann.METHOD,
+    'etf': etf.METHOD,
+    'maxsep': maxsep.METHOD,
+    'ebv': ebv.METHOD,
     'dl2pa': dl2pa.METHOD,
+    'busemann': busemann.METHOD,
 }

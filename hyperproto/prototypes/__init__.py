@@ -16,6 +16,9 @@ Methods (PLACEMENTS):
   hpn             the original recipe (SGD on the mean row-max cosine, 10k steps).
   hadamard, gold  algebraic codes (algebraic.py): baselines and warm starts at large C.
   one_hot         identity, d = C (Table 1 baseline).
+  etf             the randomly rotated simplex ETF of Yang et al. 2022 (d >= C - 1).
+  maxsep          the closed-form max-separation matrix of Kasarla et al. 2022 (d = C - 1).
+  ebv             Equiangular Basis Vectors (Shen et al. 2023): min max |cos|, any d.
   embedding       class-name embeddings reduced to d dims (Table 1 word2vec baseline).
   semantic        separation + the paper's privileged-information loss L_PI.
   uniformity      DL2PA's estimation: SGD on the uniformity loss (uniformity.py).
@@ -77,6 +80,9 @@ PLACEMENTS: dict[str, Callable[..., np.ndarray]] = {
     'hadamard': algebraic.hadamard,
     'gold': algebraic.gold,
     'one_hot': closed_form.one_hot,
+    'etf': closed_form.etf,
+    'maxsep': closed_form.maxsep,
+    'ebv': separation_lib.ebv,
     'embedding': semantic_lib.embedding,
     'semantic': semantic_lib.semantic,
     'uniformity': uniformity_lib.uniformity,

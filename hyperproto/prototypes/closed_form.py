@@ -101,3 +101,76 @@ def one_hot(num_classes: int, dim: int, seed: int = 0) -> np.ndarray:
     raise ValueError(f'one_hot prototypes need dim == num_classes, got dim={dim}, '
                      f'num_classes={num_classes}. Set dim={num_classes}.')
   return np.eye(num_classes)
+
+
+def etf(num_classes: int, dim: int, seed: int = 0) -> np.ndarray:
+  """The simplex equiangular tight frame of Yang et al. (NeurIPS 2022), randomly rotated.
+
+  The reference code (NeuralCollapseApplications/ImbalancedLearning,
+  models/resnet_cifar.py, `ETF_Classifier`) builds the d x C classifier
+
+    M = sqrt(C / (C - 1)) P (I_C - 1 1^T / C),
+
+  with P (d x C, orthonormal columns) the Q factor of the QR decomposition of a d x C
+  matrix of uniform [0, 1) entries (`np.random.random`; here numpy's `default_rng(seed)`).
+  The columns of M are unit vectors with every pairwise cosine -1/(C-1), so
+  M^T M = C/(C-1) I - 1/(C-1) 1 1^T. We return M^T (C x d rows).
+
+  That QR needs d >= C (the code asserts P^T P = I_C). The paper only needs d >= C - 1:
+  for d = C - 1 we take P = Q B^T, with B (C x (C-1)) an orthonormal basis of the
+  complement of 1 and Q (d x (C-1)) the random rotation, which gives the same M^T M.
+  """
+  if num_classes < 2:
+    raise ValueError(f'An ETF needs num_classes >= 2, got {num_classes}.')
+  if dim < num_classes - 1:
+    raise ValueError(
+        f'A simplex ETF of {num_classes} classes needs dim >= {num_classes - 1} (the '
+        f'reference code: dim >= {num_classes}), got dim={dim}. Raise dim, or use '
+        f'method="auto" / "separation" for C > d + 1.')
+  rng = np.random.default_rng(seed)
+  centring = np.eye(num_classes) - np.ones((num_classes, num_classes)) / num_classes
+  if dim >= num_classes:  # The reference code's construction.
+    p, _ = np.linalg.qr(rng.random((dim, num_classes)))
+  else:  # d = C - 1: rotate an orthonormal basis of 1-perp into R^d.
+    q, _ = np.linalg.qr(rng.random((dim, num_classes - 1)))
+    u, _, _ = np.linalg.svd(centring)
+    p = q @ u[:, :num_classes - 1].T
+  m = np.sqrt(num_classes / (num_classes - 1)) * p @ centring
+  return m.T
+
+
+def maxsep_matrix(num_classes: int) -> np.ndarray:
+  """The (C-1) x C closed-form matrix of maximum separation (Kasarla et al., NeurIPS 2022).
+
+  The recursion of the reference code (tkasarla/max-separation-as-inductive-bias,
+  create_max_separated_matrix.py, `V`), written as a loop (theirs recurses, C <~ 10^4):
+
+    V_1 = [1, -1],  V_k = [[1, -1/k 1^T], [0, sqrt(1 - 1/k^2) V_{k-1}]]  (k x (k+1)).
+
+  Its C columns are unit vectors with every pairwise cosine -1/(C-1).
+  """
+  if num_classes < 2:
+    raise ValueError(f'The max-separation matrix needs num_classes >= 2, got '
+                     f'{num_classes}.')
+  v = np.array([[1.0, -1.0]])
+  for order in range(2, num_classes):
+    col1 = np.zeros((order, 1))
+    col1[0] = 1
+    row1 = -1 / order * np.ones((1, order))
+    v = np.concatenate((col1, np.concatenate((row1, np.sqrt(1 - 1 / (order**2)) * v),
+                                             axis=0)), axis=1)
+  return v
+
+
+def maxsep(num_classes: int, dim: int, seed: int = 0) -> np.ndarray:
+  """The max-separation matrix's columns as C x (C-1) prototypes (`create_prototypes`).
+
+  Kasarla et al. apply it to a (C-1)-d output, so dim must be C - 1. Deterministic;
+  `seed` is unused.
+  """
+  del seed
+  if dim != num_classes - 1:
+    raise ValueError(f'The max-separation matrix of {num_classes} classes lives in '
+                     f'dim = C - 1 = {num_classes - 1}, got dim={dim}. Set '
+                     f'dim={num_classes - 1}.')
+  return maxsep_matrix(num_classes).T

@@ -50,7 +50,9 @@ def _unit(protos_CxD: np.ndarray) -> np.ndarray:
 
 def separation_metrics(protos_CxD: np.ndarray, block_rows: int = 2048) -> dict:
   """Max cosine, min angle (degrees), mean nearest-neighbour cosine, pairs at the max,
-  duplicates, norm of the mean, the best lower bound for (C, d) and the gap to it."""
+  duplicates, norm of the mean, the best lower bound for (C, d) and the gap to it, and
+  the max |cosine| (`max_abs_cos`: the criterion of Equiangular Basis Vectors, where an
+  antipodal pair counts as close)."""
   p = _unit(protos_CxD)
   num_classes, dim = p.shape
   out = {'num_classes': int(num_classes), 'dim': int(dim),
@@ -59,10 +61,12 @@ def separation_metrics(protos_CxD: np.ndarray, block_rows: int = 2048) -> dict:
     return out
   nearest = np.empty(num_classes)
   duplicates = 0
+  max_abs = 0.0
   for a, b in _blocks(num_classes, block_rows):
     cos = p[a:b] @ p.T
     cos[np.arange(b - a), np.arange(a, b)] = -np.inf
     nearest[a:b] = cos.max(axis=1)
+    max_abs = max(max_abs, float(np.max(np.abs(cos), where=np.isfinite(cos), initial=0.0)))
     upper = np.arange(num_classes)[None] > np.arange(a, b)[:, None]  # Pairs i < j.
     duplicates += int(np.sum((cos > DUPLICATE_COS) & upper))
   best = float(nearest.max())
@@ -79,6 +83,7 @@ def separation_metrics(protos_CxD: np.ndarray, block_rows: int = 2048) -> dict:
       mean_nn_cos=float(nearest.mean()),
       num_pairs_at_max=pairs,
       num_duplicates=duplicates,
+      max_abs_cos=max_abs,
   )
   bound, name = best_bound(num_classes, dim)
   if bound is not None:
