@@ -64,9 +64,17 @@ BASELINES = {
     'mse': ('baseline', 'regression'),  # squared error on the scaled target (Table 4)
     'multitask': ('baseline', 'joint'),  # softmax + MSE heads (Table 5)
 }
-# Each fixed-classifier method's own recipe where it differs from the config's (the
-# papers train with the loss averaged over the batch; see their docstrings).
-RECIPES: dict[str, dict] = {}
+# Each fixed-classifier method's own recipe where it differs from the config's. ETF,
+# max-separation and EBV train softmax-style losses averaged over the batch (their code)
+# with SGD at lr 0.1 (the usual CIFAR value; the config's lr argument overrides it).
+# DL2PA's loss is HPN's, summed, as ours; Busemann's code trains with Adam (lr 5e-4),
+# which our SGD trainer does not offer, so it keeps the config's SGD recipe
+# (docs/method.md).
+RECIPES: dict[str, dict] = {
+    'etf': dict(loss_reduction='mean', lr=0.1),
+    'maxsep': dict(loss_reduction='mean', lr=0.1),
+    'ebv': dict(loss_reduction='mean', lr=0.1),
+}
 
 
 def method_names() -> list[str]:
@@ -128,10 +136,26 @@ def set_method(config: ml_collections.ConfigDict, method: str, prototypes: str,
   config.dim = dim
   for key, value in RECIPES.get(method, {}).items():
     if key == 'method_kwargs':
-      config.method_kwargs.update(value)
+      config.method_kwargs[method].update(value)
     else:
       config[key] = value
   return config
+
+
+def placement(config: ml_collections.ConfigDict) -> str:
+  """The placement a run uses: `config.prototypes.method`, where `default` is the
+  method's own construction (`auto` for HPN)."""
+  if config.prototypes.method != 'default':
+    return config.prototypes.method
+  method = methods_lib.METHODS.get(config.method)
+  return method.placement if method is not None else 'auto'
+
+
+def method_hparams(config: ml_collections.ConfigDict) -> tuple[tuple[str, Any], ...]:
+  """`config.method_kwargs` of the run's method, as `Objective.hparams`."""
+  if config.method not in methods_lib.METHODS:
+    return ()
+  return tuple(sorted(config.method_kwargs[config.method].to_dict().items()))
 
 
 def paper_recipe(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -159,14 +183,19 @@ def base_config() -> ml_collections.ConfigDict:
   c.task = 'classification'  # classification | regression | joint
   # hpn (prototypes) | baseline (softmax CE / MSE / both) | a hyperproto.methods key.
   c.method = 'hpn'
-  c.method_kwargs = ml_collections.ConfigDict()  # That method's hyper-parameters.
+  # Each fixed-classifier method's hyper-parameters, under its name (all declared, so
+  # that e.g. --config.method_kwargs.etf.loss=ce works from the command line).
+  c.method_kwargs = ml_collections.ConfigDict(
+      {name: dict(method.defaults) for name, method in methods_lib.METHODS.items()})
   c.dim = 64  # Output dimension for prototype methods (joint: classes get dim - 1).
   c.joint_weight = 0.5  # w in (1 - w) L_r + w L_c.
   c.loss_reduction = 'sum'  # sum (the original) | mean, over the batch.
 
   # Prototype section (see hyperproto.prototypes).
   c.prototypes = ml_collections.ConfigDict()
-  c.prototypes.method = 'auto'
+  # A hyperproto.prototypes placement, or `default`: the method's own construction
+  # (`hyperproto.methods`), `auto` for HPN (see `placement`).
+  c.prototypes.method = 'default'
   c.prototypes.seed = 300  # The original's.
   c.prototypes.kwargs = ml_collections.ConfigDict()  # Method options (e.g. steps).
   c.prototypes.cache = True  # Reuse placements across runs ($HYPERPROTO_CACHE).

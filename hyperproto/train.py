@@ -32,6 +32,7 @@ import optax
 from absl import logging
 
 from hyperproto import checkpointing
+from hyperproto import config_lib
 from hyperproto import data as data_lib
 from hyperproto import models
 from hyperproto import objectives
@@ -209,7 +210,7 @@ def make_objective(config: ml_collections.ConfigDict,
       num_classes=info.num_classes,
       target_range=tuple(info.target_range) if has_regression else (-1.0, 1.0),
       weight=config.joint_weight, reduction=config.loss_reduction,
-      hparams=tuple(sorted(config.method_kwargs.to_dict().items())))
+      hparams=config_lib.method_hparams(config))
 
 
 def prepare_workdir(workdir: str) -> str:
@@ -239,6 +240,7 @@ def prepare_prototypes(config: ml_collections.ConfigDict,
   `class_names` unless `config.prototypes.kwargs` gives `embeddings` or `class_names`.
   """
   path = os.path.join(workdir, 'prototypes.npy')
+  placement = config_lib.placement(config)
   class_protos = None
   if objective.class_prototype_dim is not None:
     if os.path.exists(path):
@@ -246,16 +248,16 @@ def prepare_prototypes(config: ml_collections.ConfigDict,
     else:
       place = protos_lib.get_or_place if config.prototypes.cache else protos_lib.place
       kwargs = config.prototypes.kwargs.to_dict()
-      if (config.prototypes.method in ('embedding', 'semantic')
+      if (placement in ('embedding', 'semantic')
           and not {'embeddings', 'class_names'} & set(kwargs)):
         kwargs['class_names'] = tuple(class_names)
       class_protos = place(
-          config.prototypes.method, objective.num_classes, objective.class_prototype_dim,
+          placement, objective.num_classes, objective.class_prototype_dim,
           seed=config.prototypes.seed, **kwargs)
   protos = objective.prototypes(class_protos)
   if protos and not os.path.exists(path) and jax.process_index() == 0:
     saved = protos.get('classes', protos.get('upper', np.zeros(0))[None])
-    meta = dict(config.prototypes.to_dict(), task=objective.task,
+    meta = dict(config.prototypes.to_dict(), method=placement, task=objective.task,
                 rows='classes' if 'classes' in protos else 'regression prototype e_0',
                 metrics=protos_lib.separation_metrics(saved) if len(saved) > 1 else {})
     protos_lib.save(path, saved, meta)

@@ -131,7 +131,7 @@ class PaperConfigTest(parameterized.TestCase):
         if key == 'dim' and config.method == 'hpn':
           self.assertEqual(config.dim, int(value))
         if key == 'method':
-          self.assertEqual(config.method, 'baseline' if value == 'softmax' else value)
+          self.assertEqual(config.method, config_lib.BASELINES.get(value, (value,))[0])
         if key == 'train_per_class':
           self.assertEqual(config.data.kwargs.train_per_class, int(value))
         if key == 'imbalance':
@@ -153,7 +153,7 @@ class PaperConfigTest(parameterized.TestCase):
                               for method in config_lib.FAMILY])
   def test_every_method_builds_from_every_classification_config(self, name, method):
     num_classes = CLASSIFICATION[name]
-    dim = num_classes - 1 if method == 'maxsep' else 3
+    dim = 3 if method in config_lib.LOW_DIM_METHODS else num_classes - 1
     config = load(name).get_config(f'method={method},dim={dim}')
     if method == 'softmax':
       self.assertEqual(config.method, 'baseline')

@@ -41,10 +41,10 @@ def dl2pa_config(**overrides):
   config = helpers.tiny_config('task=classification', **overrides)
   config.method = 'dl2pa'
   config.prototypes.method = dl2pa.METHOD.placement
-  config.method_kwargs.refresh_every_steps = 2  # The epoch (89 steps) is longer.
+  config.method_kwargs.dl2pa.refresh_every_steps = 2  # The epoch (89 steps) is longer.
   # A memory that follows the features fast enough for the matching to move classes
   # within these 6 steps (with 0.9 it keeps the initial assignment here).
-  config.method_kwargs.momentum = 0.0
+  config.method_kwargs.dl2pa.momentum = 0.0
   return config
 
 
@@ -240,8 +240,8 @@ class EndToEndTest(parameterized.TestCase):
     config = dl2pa_config(num_steps=100, lr=0.002, batch_size=32, log_every_steps=50,
                           checkpoint_every_steps=100, num_devices=1)
     config.model.kwargs.widths = (16, 32)
-    config.method_kwargs.refresh_every_steps = 0  # once an epoch (44 steps), theirs
-    config.method_kwargs.momentum = 0.9  # theirs
+    config.method_kwargs.dl2pa.refresh_every_steps = 0  # once an epoch (44 steps), theirs
+    config.method_kwargs.dl2pa.momentum = 0.9  # theirs
     results = train.train_and_evaluate(config, self.workdir())
     self.assertGreater(results['test/accuracy'], 0.5)  # chance: 0.1
 

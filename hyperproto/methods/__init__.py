@@ -11,7 +11,7 @@ and it defines
   * `scores(z_BxD, protos, **hparams)`: B x C float32 scores whose argmax is the
     prediction and whose max is the open-set score (cosines, logits, or minus a
     distance);
-  * `defaults`: its hyper-parameters (`config.method_kwargs`) and their defaults;
+  * `defaults`: its hyper-parameters (`config.method_kwargs.<name>`) and their defaults;
   * `check(num_classes, dim)`: None, or an error message when the method cannot run
     with that output dimension (the fix included).
 
@@ -56,7 +56,7 @@ class Method:
     placement: the default `config.prototypes.method` (the paper's construction).
     loss: per-example loss, (z_BxD, protos, labels_B, **hparams) -> B.
     scores: (z_BxD, protos, **hparams) -> B x C; argmax predicts, max scores open-set.
-    defaults: hyper-parameters (names -> defaults), set through `config.method_kwargs`.
+    defaults: hyper-parameters (names -> defaults), set through `config.method_kwargs.<name>`.
     check: (num_classes, dim) -> None or an error message.
     state_init: (classes_CxD, seed, **hparams) -> the method's initial training state
       (a dict of NumPy arrays), or None for a method without state.

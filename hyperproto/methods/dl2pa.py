@@ -40,7 +40,7 @@ Where we differ from the code, and why:
   * Not ported: the long-tailed branch of their `train.py` (mixup, inverse-frequency
     weighted prototypes and a BatchNorm on the features, `LT_utils`).
 
-Hyper-parameters (`config.method_kwargs`): `momentum` (0.9), `refresh_every_steps` (0:
+Hyper-parameters (`config.method_kwargs.dl2pa`): `momentum` (0.9), `refresh_every_steps` (0:
 once per epoch, theirs; N > 0 re-solves every N steps).
 """
 

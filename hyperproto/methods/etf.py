@@ -75,7 +75,7 @@ def batch_class_lengths(labels_B: Array, num_classes: int) -> Array:
 
 def _check_loss(loss: str):
   if loss not in LOSSES:
-    raise ValueError(f"Unknown etf loss {loss!r}; use method_kwargs.loss='dr' (dot "
+    raise ValueError(f"Unknown etf loss {loss!r}; use method_kwargs.etf.loss='dr' (dot "
                      f"regression) or 'ce' (cross-entropy).")
 
 
