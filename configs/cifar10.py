@@ -66,7 +66,7 @@ def get_config(arg=None):
   config.num_epochs = arg.epochs
   if arg.steps:
     config.num_steps = arg.steps
-  config.lr = arg.lr or config_lib.RECIPES.get(arg.method, {}).get('lr', 0.01)
+  config.lr = arg.lr or config_lib.method_lr(arg.method, 0.01)
   config.schedule = 'cosine'
   config.warmup_epochs = 0.1
   config.weight_decay = 5e-4

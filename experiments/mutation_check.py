@@ -153,6 +153,26 @@ MUTATIONS = (
              'optimize.linear_sum_assignment(-score_CxC)',
              'optimize.linear_sum_assignment(score_CxC)',
              ('tests/dl2pa_test.py',), k='Assignment'),
+    # ETF: the dot-regression target without the class lengths |w_y| (E_c).
+    Mutation('etf_target_ignores_class_length', 'hyperproto/methods/etf.py',
+             'return 0.5 * (dot_B - m_len_B * h_len_B) ** 2 / h_len_B',
+             'return 0.5 * (dot_B - h_len_B) ** 2 / h_len_B',
+             ('tests/methods_test.py',), k='KnownAnswer'),
+    # Max-separation: logits from the unscaled matrix (radius ignored).
+    Mutation('maxsep_radius_ignored', 'hyperproto/methods/maxsep.py',
+             'return z_BxD @ (radius * jnp.asarray(protos[\'classes\'], jnp.float32)).T',
+             'return z_BxD @ (jnp.asarray(protos[\'classes\'], jnp.float32)).T',
+             ('tests/methods_test.py',), k='KnownAnswer'),
+    # EBV: cosines not divided by the temperature.
+    Mutation('ebv_no_temperature', 'hyperproto/methods/ebv.py',
+             'logits_BxC = ebv_scores(z_BxD, protos) / temperature',
+             'logits_BxC = ebv_scores(z_BxD, protos)',
+             ('tests/methods_test.py',), k='KnownAnswer'),
+    # CIFAR-LT: the profile's exponent c / C instead of c / (C - 1).
+    Mutation('imbalance_profile_exponent', 'hyperproto/data/subsets.py',
+             'int(n_max * imbalance ** (i / (num_classes - 1.0)))',
+             'int(n_max * imbalance ** (i / float(num_classes)))',
+             ('tests/subsets_test.py',)),
 )
 
 

@@ -77,6 +77,11 @@ RECIPES: dict[str, dict] = {
 }
 
 
+def method_lr(method: str, lr: float) -> float:
+  """The learning rate of `method`'s recipe (`RECIPES`), else the config's `lr`."""
+  return RECIPES.get(method, {}).get('lr', lr)
+
+
 def method_names() -> list[str]:
   """Every `:method=` value: HPN, the baselines and the fixed-classifier methods."""
   return [*BASELINES, *methods_lib.METHODS]
