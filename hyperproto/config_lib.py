@@ -215,6 +215,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.kwargs.train_per_class = config_dict.placeholder(int)  # N training examples/class.
   c.data.kwargs.unknown_classes = ''  # Held-out class indices, e.g. '6,7,8,9' (open set).
   c.data.kwargs.subset_seed = 0  # Which examples the options above keep.
+  # Where prepared datasets live ('': $TFDS_DATA_DIR, else ~/tensorflow_datasets).
+  c.data.data_dir = ''
   c.data.train_split = 'train'
   c.data.eval_split = 'test'
   c.data.augment = 'none'  # none | crop_flip (4-pixel padding + horizontal flip, in-step).

@@ -411,6 +411,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     raise ValueError(f'Unknown parallel={config.parallel!r}; use one of '
                      f'{parallel.MAPPERS}.')
   loader_kwargs, subset_options = subsets.split_options(dict(config.data.kwargs.items()))
+  if config.data.data_dir:
+    loader_kwargs['data_dir'] = config.data.data_dir
   dataset = data_lib.load(config.data.name, **loader_kwargs)
   loaded_info = dataset.info
   dataset = subsets.apply(dataset, config.data.train_split, **subset_options)

@@ -3,7 +3,7 @@
     --config.data.name=tfds:oxford_flowers102
     --config.data.name=tfds:cifar10:3.0.2 --config.data.kwargs.label_key=label
 
-The dataset must be prepared in the data directory (`--config.data.kwargs.data_dir`,
+The dataset must be prepared in the data directory (`--config.data.data_dir`,
 else $TFDS_DATA_DIR, else ~/tensorflow_datasets) in `array_record` format: TFDS's
 builders prepare with TensorFlow (`tfds build NAME --file_format=array_record`), on any
 machine; reading here needs none. Splits keep TFDS's names (set

@@ -91,7 +91,7 @@ def main(argv):
   print(f'Prepared {train_name!r} in {report["prepared"]}.\nTrain on it with '
         f'--config.data.name={train_name}'
         + ('' if data_dir == builder_lib.default_data_dir() else
-           f' --config.data.kwargs.data_dir={data_dir}') + ', or load it with '
+           f' --config.data.data_dir={data_dir}') + ', or load it with '
         f'hyperproto.data.load({train_name!r}, data_dir={data_dir!r}).')
 
 
