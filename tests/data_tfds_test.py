@@ -137,6 +137,7 @@ class FolderTest(absltest.TestCase):
     config = helpers.tiny_config('task=classification,dim=3', batch_size=4, num_steps=2,
                                  num_devices=4)
     config.data.name = 'folder:pets'
+    config.data.kwargs = ml_collections.ConfigDict()  # digits' own options do not apply
     config.data.data_dir = tmp  # What --config.data.data_dir=DIR sets.
     results = train.train_and_evaluate(config, os.path.join(tmp, 'work'))
     self.assertEqual(results['test/num_examples'], 3)
