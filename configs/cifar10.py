@@ -61,17 +61,20 @@ def get_config(arg=None):
   if arg.backbone == 'cnn':
     config.model.kwargs.widths = (16, 32, 64)
 
-  # Optimiser section (lr and loss reduction: set_method applied the method's recipe).
+  # Optimiser section (then the method's own recipe where it differs, and :lr).
   config.batch_size = arg.batch
   config.num_epochs = arg.epochs
   if arg.steps:
     config.num_steps = arg.steps
-  config.lr = arg.lr or config_lib.method_lr(arg.method, 0.01)
+  config.lr = 0.01
   config.schedule = 'cosine'
   config.warmup_epochs = 0.1
   config.weight_decay = 5e-4
   config.log_every_steps = 100
   config.checkpoint_every_steps = 500
+  config_lib.apply_recipe(config, arg.method)  # The method's paper, where it differs.
+  if arg.lr:
+    config.lr = arg.lr
 
   if arg.runlocal:
     config.num_epochs = 0.0

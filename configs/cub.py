@@ -41,9 +41,10 @@ def get_config(arg=None):
 
   # Optimiser section (the rest: config_lib.paper_recipe).
   config.batch_size = 64
-  config.lr = config_lib.method_lr(arg.method, 0.01)
+  config.lr = 0.01
   config.log_every_steps = 20
   config.checkpoint_every_steps = 500
+  config_lib.apply_recipe(config, arg.method)  # The method's paper, where it differs.
 
   if arg.runlocal:
     config.num_epochs = 0.0

@@ -43,9 +43,10 @@ def get_config(arg=None):
 
   # Optimiser section (the rest: config_lib.paper_recipe).
   config.batch_size = 128
-  config.lr = config_lib.method_lr(arg.method, 0.01)
+  config.lr = 0.01
   config.log_every_steps = 100
   config.checkpoint_every_steps = 1000
+  config_lib.apply_recipe(config, arg.method)  # The method's paper, where it differs.
 
   if arg.runlocal:
     config.num_epochs = 0.0

@@ -39,11 +39,19 @@ def learning_rate(config: ml_collections.ConfigDict, num_steps: int,
       [optax.linear_schedule(0.0, base, warmup), main], [warmup])
 
 
+OPTIMIZERS = ('sgd', 'adam')
+
+
 def optimizer(config: ml_collections.ConfigDict, num_steps: int,
               steps_per_epoch: int) -> optax.GradientTransformation:
-  """SGD + momentum with weight decay added to the gradient (PyTorch's SGD weight_decay:
-  coupled L2 on every parameter, BatchNorm and biases included)."""
-  return optax.chain(
-      optax.add_decayed_weights(config.weight_decay),
-      optax.sgd(learning_rate(config, num_steps, steps_per_epoch),
-                momentum=config.momentum or None))
+  """`sgd`: SGD + momentum with weight decay added to the gradient (PyTorch's SGD
+  weight_decay: coupled L2 on every parameter, BatchNorm and biases included); `adam`:
+  PyTorch's Adam (betas 0.9 / 0.999, eps 1e-8, the same coupled weight decay)."""
+  lr = learning_rate(config, num_steps, steps_per_epoch)
+  if config.optimizer == 'sgd':
+    step = optax.sgd(lr, momentum=config.momentum or None)
+  elif config.optimizer == 'adam':
+    step = optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8)
+  else:
+    raise ValueError(f'Unknown optimizer {config.optimizer!r}; use one of {OPTIMIZERS}.')
+  return optax.chain(optax.add_decayed_weights(config.weight_decay), step)
