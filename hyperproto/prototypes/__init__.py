@@ -7,11 +7,15 @@ every argument, so runs that share a (method, C, d, seed, kwargs) share one plac
 
 Methods (PLACEMENTS):
   auto            the exact optimum where one is known (simplex, cross-polytope,
-                  icosahedron, Kerdock code), else `separation`. The default.
+                  icosahedron, Kerdock code); else the best of `separation` and the
+                  best algebraic construction (`construction`), polished by the
+                  optimiser. The default; see `auto_placement`.
   simplex         exact regular simplex, C <= d + 1 (max cos -1/(C-1)).
   cross_polytope  +-e_i, d + 1 < C <= 2d (max cos 0, optimal).
   icosahedron     12 points in 3-D (max cos 1/sqrt(5), optimal).
   kerdock         d = 4^k: d^2 + 2d points at max cos 1/sqrt(d) (optimal; kerdock.py).
+  construction    a subset of the best direct sum of Kerdock / Hadamard / Gold codes and
+                  a cross-polytope that fits (C, d) (codes.py).
   separation      annealed smooth-max Riemannian Adam with restarts (separation.py).
   hpn             the original recipe (SGD on the mean row-max cosine, 10k steps).
   hadamard, gold  algebraic codes (algebraic.py): baselines and warm starts at large C.
@@ -31,11 +35,13 @@ import numpy as np
 
 from hyperproto.prototypes import algebraic
 from hyperproto.prototypes import closed_form
+from hyperproto.prototypes import codes
 from hyperproto.prototypes import hpn as hpn_lib
 from hyperproto.prototypes import kerdock as kerdock_lib
 from hyperproto.prototypes import semantic as semantic_lib
 from hyperproto.prototypes import separation as separation_lib
 from hyperproto.prototypes.bounds import best_bound, levenshtein_bound  # pylint: disable=unused-import
+from hyperproto.prototypes.certificates import certificate, certify  # pylint: disable=unused-import
 from hyperproto.prototypes.metrics import lower_bound, max_cos, separation_metrics  # pylint: disable=unused-import
 from hyperproto.prototypes.metrics import duplicate_pairs
 from hyperproto.prototypes.store import load, save  # pylint: disable=unused-import
@@ -57,11 +63,63 @@ def exact_method(num_classes: int, dim: int) -> Optional[str]:
   return None
 
 
-def _auto(num_classes: int, dim: int, seed: int, **kwargs) -> np.ndarray:
+# The optimiser's work in `auto`, in units of C^2 d per restart-step: the default 4
+# restarts x 10,000 steps fit up to C^2 d = 2.5e6 (every cell of the paper's grid).
+# Beyond it, `auto` shortens the random restarts (or, where a construction exists,
+# only polishes the construction) so it stays within about a minute on 2 CPU cores.
+AUTO_BUDGET = 1e11
+POLISH = dict(restarts=1, temp_start=50.0, lr_start=0.003, lr_end=0.0003)
+
+
+def _max_cos(protos: np.ndarray) -> float:
+  return certify(protos)['max_cos']
+
+
+def auto_placement(num_classes: int, dim: int, seed: int = 300,
+                   **kwargs: Any) -> tuple[np.ndarray, str]:
+  """`auto`'s placement and what it resolved to (e.g. 'kerdock', 'separation',
+  'construction: 2 x kerdock(256)', 'construction: ... + separation').
+
+  1. An exact optimum (`exact_method`) where one is known.
+  2. Else the best algebraic construction that fits (`codes.best_construction`), if
+     any, and the optimiser: `separation` from random starts (kwargs pass to it) when
+     C^2 d * restarts * steps <= AUTO_BUDGET, and a polish of the construction (one
+     restart from it, `POLISH` schedule) within the same budget. The lowest max cos
+     (float64) wins; the random-start result wins ties, so cells without a useful
+     construction keep their earlier placements exactly.
+  3. At C >= separation.LARGE_C the construction is returned as it is where one exists
+     (the optimiser does not improve these codes in the time budget; measured at
+     C = 10,000, d = 128), else `separation_large`.
+  """
   method = exact_method(num_classes, dim)
-  if method is None:
-    return separation_lib.separation(num_classes, dim, seed, **kwargs)
-  return PLACEMENTS[method](num_classes, dim, seed)
+  if method is not None:
+    return PLACEMENTS[method](num_classes, dim, seed), method
+  built = codes.best_construction(num_classes, dim)
+  code = built.build(num_classes) if built is not None else None
+  if num_classes >= separation_lib.LARGE_C:
+    if code is not None and not kwargs:
+      return code, f'construction: {built.name}'
+    return separation_lib.separation(num_classes, dim, seed, **kwargs), 'separation'
+  restarts = kwargs.get('restarts', 4)
+  steps = kwargs.get('steps', 10_000)
+  cost = num_classes * num_classes * dim
+  results = []
+  if code is None or cost * restarts * steps <= AUTO_BUDGET:
+    fit = dict(kwargs, steps=max(100, min(steps, int(AUTO_BUDGET / (cost * restarts)))))
+    results.append((separation_lib.separation(num_classes, dim, seed, **fit),
+                    'separation'))
+  if code is not None:
+    polish_steps = max(100, min(steps, int(AUTO_BUDGET / (4 * cost))))
+    polished = separation_lib.separation(num_classes, dim, seed, init=code,
+                                         steps=polish_steps, **POLISH)
+    results += [(polished, f'construction: {built.name} + separation'),
+                (code, f'construction: {built.name}')]
+  scores = [_max_cos(p) for p, _ in results]
+  return results[int(np.argmin(scores))]
+
+
+def _auto(num_classes: int, dim: int, seed: int, **kwargs) -> np.ndarray:
+  return auto_placement(num_classes, dim, seed, **kwargs)[0]
 
 
 PLACEMENTS: dict[str, Callable[..., np.ndarray]] = {
@@ -70,6 +128,7 @@ PLACEMENTS: dict[str, Callable[..., np.ndarray]] = {
     'cross_polytope': closed_form.cross_polytope,
     'icosahedron': closed_form.icosahedron,
     'kerdock': kerdock_lib.kerdock_prototypes,
+    'construction': codes.construct,
     'separation': separation_lib.separation,
     'hpn': hpn_lib.hpn,
     'hadamard': algebraic.hadamard,
@@ -92,7 +151,19 @@ def place(method: str, num_classes: int, dim: int, seed: int = 300,
                      f'{sorted(PLACEMENTS)}.')
   if num_classes < 1 or dim < 1:
     raise ValueError(f'Need num_classes >= 1 and dim >= 1, got ({num_classes}, {dim}).')
-  protos = np.asarray(PLACEMENTS[method](num_classes, dim, seed, **kwargs), np.float64)
+  if method == 'auto':
+    protos, resolved = auto_placement(num_classes, dim, seed, **kwargs)
+    # Exact optima and codes have no duplicates by construction: no C^2 scan for them.
+    return _finish(method, protos, num_classes, dim,
+                   check_duplicates=resolved == 'separation')
+  return _finish(method, PLACEMENTS[method](num_classes, dim, seed, **kwargs),
+                 num_classes, dim)
+
+
+def _finish(method: str, protos: np.ndarray, num_classes: int, dim: int,
+            check_duplicates: bool = True) -> np.ndarray:
+  """`place`'s checks: shape, unit rows (float32), a warning on duplicates."""
+  protos = np.asarray(protos, np.float64)
   if protos.shape != (num_classes, dim):
     raise AssertionError(f'{method} returned shape {protos.shape}, not '
                          f'({num_classes}, {dim}).')
@@ -100,7 +171,7 @@ def place(method: str, num_classes: int, dim: int, seed: int = 300,
   # Rows already unit to float32 precision are kept as they are: the exact constructions
   # choose float32-representable coordinates, which a renormalisation would round again.
   protos = np.where(np.abs(norms - 1.0) > 1e-6, protos / norms, protos).astype(np.float32)
-  if num_classes > 1:
+  if num_classes > 1 and check_duplicates:
     dups = duplicate_pairs(protos, limit=5)
     if dups:
       logging.warning(
@@ -139,14 +210,20 @@ def place_with_metadata(method: str, num_classes: int, dim: int, seed: int = 300
                         **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
   """`place`, timed, plus the metadata that `save` writes beside the array."""
   start = time.perf_counter()
-  protos = place(method, num_classes, dim, seed, **kwargs)
-  seconds = time.perf_counter() - start
   resolved = method
-  if method == 'auto':
-    resolved = exact_method(num_classes, dim) or 'separation'
+  if method == 'auto' and num_classes >= 1 and dim >= 1:
+    protos, resolved = auto_placement(num_classes, dim, seed, **kwargs)
+    protos = _finish(method, protos, num_classes, dim,
+                     check_duplicates=resolved == 'separation')
+  else:
+    protos = place(method, num_classes, dim, seed, **kwargs)
+  seconds = time.perf_counter() - start
+  start = time.perf_counter()
+  metrics = certify(protos)
   meta = dict(method=method, resolved_method=resolved, num_classes=int(num_classes),
               dim=int(dim), seed=int(seed), parameters=_jsonable(kwargs),
-              seconds=round(seconds, 3), metrics=separation_metrics(protos))
+              seconds=round(seconds, 3), metrics=metrics,
+              metrics_seconds=round(time.perf_counter() - start, 3))
   return protos, meta
 
 
