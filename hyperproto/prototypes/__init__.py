@@ -85,8 +85,9 @@ def auto_placement(num_classes: int, dim: int, seed: int = 300,
      any, and the optimiser: `separation` from random starts (kwargs pass to it) when
      C^2 d * restarts * steps <= AUTO_BUDGET, and a polish of the construction (one
      restart from it, `POLISH` schedule) within the same budget. The lowest max cos
-     (float64) wins; the random-start result wins ties, so cells without a useful
-     construction keep their earlier placements exactly.
+     (float64) wins; ties go to the random-start result, then to the construction
+     unpolished, so cells without a useful construction keep their earlier placements
+     exactly.
   3. At C >= separation.LARGE_C the construction is returned as it is where one exists
      (the optimiser does not improve these codes in the time budget; measured at
      C = 10,000, d = 128), else `separation_large`.
@@ -112,8 +113,8 @@ def auto_placement(num_classes: int, dim: int, seed: int = 300,
     polish_steps = max(100, min(steps, int(AUTO_BUDGET / (4 * cost))))
     polished = separation_lib.separation(num_classes, dim, seed, init=code,
                                          steps=polish_steps, **POLISH)
-    results += [(polished, f'construction: {built.name} + separation'),
-                (code, f'construction: {built.name}')]
+    results += [(code, f'construction: {built.name}'),
+                (polished, f'construction: {built.name} + separation')]
   scores = [_max_cos(p) for p, _ in results]
   return results[int(np.argmin(scores))]
 

@@ -65,8 +65,9 @@ _TAMMES_PROVEN = {
 def best_known(num_classes: int, dim: int) -> Optional[tuple[float, str]]:
   """(max cos, source) of the best placement known for (C, d), or None.
 
-  Known here: the proven 3-D optima above and the Kerdock codes (d^2 + 2d points in R^d, d = 4^k, at 1/sqrt(d): optimal, Cohn, de Laat
-  and Leijenhorst 2024). Cells where a bound is reached (simplex, cross-polytope) are
+  Known here: the proven 3-D optima above and the Kerdock codes (d^2 + 2d points in R^d,
+  d = 4^k, at 1/sqrt(d): optimal, Cohn, de Laat and Leijenhorst 2024; d = 4 is the
+  24-cell). Cells where a bound is reached (simplex, cross-polytope) are
   certified by the bound itself and are not listed.
   """
   if dim == 3 and num_classes in _TAMMES_PROVEN:
@@ -109,7 +110,10 @@ def certificate(num_classes: int, dim: int, max_cos: float,
   found = lower_bounds(num_classes, dim)
   out = {'bounds': found, 'gaps': {k: max_cos - v for k, v in found.items()}}
   if found:
-    out['best_bound_name'] = max(found, key=lambda k: (found[k], k == 'simplex'))
+    # The strongest; an exact bound (simplex, Rankin) wins a tie to rounding (1e-12).
+    top = max(found.values())
+    out['best_bound_name'] = next(k for k in ('simplex', 'rankin', 'levenshtein')
+                                  if k in found and found[k] >= top - 1e-12)
   known = best_known(num_classes, dim)
   if known is not None:
     out.update(best_known=known[0], best_known_source=known[1],
@@ -231,5 +235,8 @@ def certify(protos_CxD: np.ndarray, block_rows: Optional[int] = None) -> dict:
       exact_arithmetic=integer is not None,
       components=len(groups),
   )
+  bound, name = bounds_lib.best_bound(num_classes, dim)
+  if bound is not None:  # As separation_metrics.
+    out.update(bound=bound, bound_name=name, gap_to_bound=best - bound)
   out.update(certificate(num_classes, dim, best, max_abs))
   return out

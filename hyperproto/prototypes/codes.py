@@ -11,12 +11,13 @@ for a power of 4, Hadamard for a power of 2, Gold for 2^m - 1) plus the cross-po
 else). `construct(C, d)` takes the one with the lowest guaranteed max cos that has at
 least C points (ties: the larger code, then the name) and returns a C-point `subset`.
 
-`subset` keeps C points of a code. It drops antipodes first (every point whose antipode
-is also in the code goes after all the others: an antipodal pair has cos -1, harmless to
-the max cos, but it is the worst pair under the max |cos| criterion), and for codes of at
-most `GREEDY_MAX` points it then removes points greedily: the point in the most pairs at
-the current max cos goes first, so the max falls where a C-point subset without those
-pairs exists.
+`subset` keeps C points of a code. It drops antipodes first (where C allows, it keeps
+one point of every antipodal pair and no antipode: an antipodal pair has cos -1,
+harmless to the max cos, but it is the worst pair under the max |cos| criterion), and for
+codes of at most `GREEDY_MAX` points it then removes points greedily: the point in the
+most pairs at the current max cos goes first, so the max falls where a C-point subset
+without those pairs exists. (The antipode-free result is kept unless the greedy over all
+points reaches a lower max cos.)
 """
 
 import dataclasses
@@ -105,13 +106,28 @@ def subset(points_NxD: np.ndarray, num_classes: int, greedy: Optional[bool] = No
   n = len(points_NxD)
   if num_classes > n:
     raise ValueError(f'A code of {n} points has no subset of {num_classes}.')
-  order = antipode_order(points_NxD)
+  second = _second_of_pair(points_NxD)
+  order = np.concatenate([np.flatnonzero(~second), np.flatnonzero(second)])
   if greedy is None:
     greedy = n <= GREEDY_MAX
   if not greedy or num_classes == n:
     return points_NxD[np.sort(order[:num_classes])]
-  keep = _greedy_keep(np.asarray(points_NxD, np.float64), num_classes, order)
+  p = np.asarray(points_NxD, np.float64)
+  keep = _greedy_keep(p, num_classes, order)
+  reps = np.flatnonzero(~second)
+  if num_classes <= len(reps) < n:
+    # Antipodes dropped first: the greedy on the antipode-free points alone, kept unless
+    # the greedy over all points reaches a lower max cos.
+    free = reps[_greedy_keep(p[reps], num_classes, np.arange(len(reps)))]
+    if _max_cos(p[free]) <= _max_cos(p[keep]):
+      keep = free
   return points_NxD[keep]
+
+
+def _max_cos(p: np.ndarray) -> float:
+  cos = p @ p.T
+  np.fill_diagonal(cos, -np.inf)
+  return float(cos.max()) if len(p) > 1 else -1.0
 
 
 def _greedy_keep(p_NxD: np.ndarray, num_classes: int, order: np.ndarray) -> np.ndarray:
