@@ -254,23 +254,35 @@ def candidates(dim: int) -> list[Construction]:
   return [Construction(code, *divmod(dim, code.dim)) for code in _base_codes(dim)]
 
 
-def best_construction(num_classes: int, dim: int) -> Optional[Construction]:
-  """The candidate with the lowest max cos and at least C points, or None."""
-  fits = [c for c in candidates(dim) if c.size >= num_classes]
+FAMILIES = ('kerdock', 'hadamard', 'gold')
+
+
+def best_construction(num_classes: int, dim: int,
+                      family: Optional[str] = None) -> Optional[Construction]:
+  """The candidate with the lowest max cos and at least C points, or None.
+
+  `family` ('kerdock', 'hadamard' or 'gold') restricts the base code.
+  """
+  if family is not None and family not in FAMILIES:
+    raise ValueError(f'Unknown code family {family!r}; use one of {FAMILIES}.')
+  fits = [c for c in candidates(dim) if c.size >= num_classes
+          and (family is None or c.code.name.startswith(family))]
   if not fits:
     return None
   return min(fits, key=lambda c: (c.max_cos, -c.size, c.name))
 
 
-def construct(num_classes: int, dim: int, seed: int = 0) -> np.ndarray:
-  """C points of `best_construction(C, d)` (the PLACEMENTS entry 'construction').
+def construct(num_classes: int, dim: int, seed: int = 0,
+              family: Optional[str] = None) -> np.ndarray:
+  """C points of `best_construction(C, d, family)` (the PLACEMENTS entry 'construction').
 
   Deterministic; `seed` is unused.
   """
   del seed
-  best = best_construction(num_classes, dim)
+  best = best_construction(num_classes, dim, family)
   if best is None:
-    largest = max((c.size for c in candidates(dim)), default=0)
+    largest = max((c.size for c in candidates(dim)
+                   if family is None or c.code.name.startswith(family)), default=0)
     raise ValueError(f'No algebraic construction in dim={dim} has {num_classes} points '
                      f'(the largest has {largest}). Raise dim or use '
                      'method="separation".')
