@@ -6,7 +6,9 @@ from unittest import mock
 import numpy as np
 from absl.testing import absltest
 from absl.testing import parameterized
+import jax
 
+import helpers
 from hyperproto import prototypes
 from hyperproto.prototypes import algebraic
 from hyperproto.prototypes import certificates
@@ -136,6 +138,28 @@ class ConstructTest(parameterized.TestCase):
       prototypes.auto_placement(1000, 64, 0)  # Over budget: no random restarts.
     self.assertLen(opt.call_args_list, 1)
     self.assertIn('init', opt.call_args.kwargs)
+
+
+class ShardedTest(absltest.TestCase):
+
+  @helpers.needs_devices(8)
+  def test_neighbour_search_same_on_1_and_8_devices(self):
+    p = np.random.default_rng(0).standard_normal((1000, 16)).astype(np.float32)
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    one = separation.nearest_neighbours_sharded(p, k=5, block_rows=64,
+                                                devices=jax.devices()[:1])
+    eight = separation.nearest_neighbours_sharded(p, k=5, block_rows=64,
+                                                  devices=jax.devices()[:8])
+    plain = separation.nearest_neighbours(p, k=5, block_rows=64)
+    for a, b, c in zip(one, eight, plain):
+      np.testing.assert_array_equal(a, b)
+      np.testing.assert_array_equal(a, c)
+    init = np.random.default_rng(1).standard_normal((600, 8))
+    runs = [separation.separation_large(600, 8, init=init, rounds=3, refresh=5,
+                                        block_rows=64, devices=jax.devices()[:n])
+            for n in (1, 8)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    self.assertLess(metrics.max_cos(runs[0]), metrics.max_cos(init))
 
 
 class CertificateTest(parameterized.TestCase):
