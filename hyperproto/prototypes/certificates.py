@@ -201,9 +201,11 @@ def certify(protos_CxD: np.ndarray, block_rows: Optional[int] = None) -> dict:
       top = float(row_max.max())
       if not np.isfinite(top):
         continue  # The last row of a group: no pairs i < j in this block.
-      own = gram[:, :b - a][np.triu_indices(b - a, 1)]
-      low = min(own.min(initial=np.inf), gram[:, b - a:].min(initial=np.inf))
-      max_abs = max(max_abs, top * sq, -float(low) * sq)
+      max_abs = max(max_abs, top * sq)
+      if max_abs < 1.0:  # Else an antipodal pair is already found: |cos| <= 1.
+        own = gram[:, :b - a][np.triu_indices(b - a, 1)]
+        low = min(own.min(initial=np.inf), gram[:, b - a:].min(initial=np.inf))
+        max_abs = max(max_abs, -float(low) * sq)
       count = 0
       if top * sq >= running - PAIR_TOL:  # Else this block can hold no pair at the max.
         count = int(np.count_nonzero(gram >= top - PAIR_TOL / sq))

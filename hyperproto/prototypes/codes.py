@@ -5,11 +5,12 @@ cosine exactly 0, so the sum of codes A (in R^a) and B (in R^b) is a code in R^(
 |A| + |B| points and max cos max(maxcos(A), maxcos(B), 0). Two 256-d Kerdock codes give
 132,096 points in R^512 at 1/16.
 
-`candidates(C, d)` lists every construction that fits d: m copies of one code (Kerdock
-for a power of 4, Hadamard for a power of 2, Gold for 2^m - 1) plus the cross-polytope
-+-e_i on the r = d - m d0 coordinates left over (2r more points at cos 0 to everything
-else). `construct(C, d)` takes the one with the lowest guaranteed max cos that has at
-least C points (ties: the larger code, then the name) and returns a C-point `subset`.
+`candidates(d)` lists every construction that fits d: m = d // d0 copies of one code in
+R^d0 (Kerdock for d0 = 4^k, Hadamard for other powers of 2, Gold for 2^m - 1) plus the
+cross-polytope +-e_i on the r = d - m d0 coordinates left over (2r more points at cos 0
+to everything else). `construct(C, d)` takes the one with the lowest guaranteed max cos
+that has at least C points (ties: the larger code, then the name) and returns C of its
+points (`Construction.build`).
 
 `subset` keeps C points of a code. It drops antipodes first (where C allows, it keeps
 one point of every antipodal pair and no antipode: an antipodal pair has cos -1,
@@ -243,7 +244,7 @@ def _base_codes(dim: int) -> list[Code]:
   for m in sorted(algebraic._PRIMITIVE):  # pylint: disable=protected-access
     n = (1 << m) - 1
     if m % 2 and n <= dim:
-      # Gold codes hold no antipodal pairs: all (n + 2) n points are representatives.
+      # No antipodal pairs (checked for n = 7, 31, 127; only the order depends on it).
       out.append(Code(f'gold({n})', n, (n + 2) * n, algebraic.gold_max_cos(n),
                       lambda k, n=n: algebraic.gold(k, n), (n + 2) * n))
   return out
