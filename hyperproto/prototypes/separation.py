@@ -275,8 +275,9 @@ def separation_large(num_classes: int, dim: int, seed: int = 300, *,
     lr_start, lr_end, temp_start, temp_end: geometric schedules over the rounds.
     block_rows: rows per block of the neighbour search.
     log_every: log the exact max cos every this many rounds (0: never).
-    devices: the neighbour search's row blocks are split over these (default: every
-      device; `nearest_neighbours_sharded`): the same result on 1 and on n devices.
+    devices: the neighbour search's row blocks are split over these (default: this
+      process's devices; `nearest_neighbours_sharded`): the same result on 1 and on n
+      devices.
 
   Returns:
     C x d float64 unit rows: the iterate with the lowest exact max cosine seen.
@@ -313,13 +314,13 @@ def separation_large(num_classes: int, dim: int, seed: int = 300, *,
 
 def nearest_neighbours_sharded(p_CxD: jax.Array, *, k: int, block_rows: int = 512,
                                devices=None):
-  """`nearest_neighbours` with the row blocks split over `devices` (default: all).
+  """`nearest_neighbours` with the row blocks split over `devices` (default: local ones).
 
   Each device searches its share of the blocks against all C rows (replicated), with
   the same per-block computation as `nearest_neighbours`, so the results are the same
   on 1 and on n devices. Memory per device: block_rows x C cosines at a time.
   """
-  devices = tuple(devices if devices is not None else jax.devices())
+  devices = tuple(devices if devices is not None else jax.local_devices())
   c, d = p_CxD.shape
   num_blocks = -(-c // block_rows)
   num_blocks = -(-num_blocks // len(devices)) * len(devices)  # Equal shares.
