@@ -91,10 +91,9 @@ def auto_placement(num_classes: int, dim: int, seed: int = 300,
      any, and the optimiser: `separation` from random starts (kwargs pass to it) when
      C^2 d * restarts * steps <= AUTO_BUDGET (without kwargs, also a `HOT` run), and a
      polish of the construction (one restart from it, `POLISH` schedule) within the
-     same budget. The lowest max cos
-     (float64) wins; ties go to the random-start result, then to the construction
-     unpolished, so cells without a useful construction keep their earlier placements
-     exactly.
+     same budget. The lowest max cos (float64) wins; ties go to the random-start
+     result, then to the construction unpolished, so cells without a useful
+     construction keep their earlier placements exactly.
   3. At C >= separation.LARGE_C the construction is returned as it is where one exists
      (the optimiser does not improve these codes in the time budget; measured at
      C = 10,000, d = 128), else `separation_large`.
@@ -164,6 +163,12 @@ def place(method: str, num_classes: int, dim: int, seed: int = 300,
   Logs a warning (and `separation_metrics` counts them) where two prototypes coincide
   (cos > 1 - 1e-6): those classes cannot be told apart.
   """
+  return _place_resolved(method, num_classes, dim, seed, **kwargs)[0]
+
+
+def _place_resolved(method: str, num_classes: int, dim: int, seed: int,
+                    **kwargs: Any) -> tuple[np.ndarray, str]:
+  """`place` and what `method` resolved to (`auto_placement`'s name for 'auto')."""
   if method not in PLACEMENTS:
     raise ValueError(f'Unknown prototype placement {method!r}; use one of '
                      f'{sorted(PLACEMENTS)}.')
@@ -171,16 +176,10 @@ def place(method: str, num_classes: int, dim: int, seed: int = 300,
     raise ValueError(f'Need num_classes >= 1 and dim >= 1, got ({num_classes}, {dim}).')
   if method == 'auto':
     protos, resolved = auto_placement(num_classes, dim, seed, **kwargs)
-    # Exact optima and codes have no duplicates by construction: no C^2 scan for them.
-    return _finish(method, protos, num_classes, dim,
-                   check_duplicates=resolved.startswith('separation'))
-  return _finish(method, PLACEMENTS[method](num_classes, dim, seed, **kwargs),
-                 num_classes, dim, check_duplicates=method not in DISTINCT_BY_CONSTRUCTION)
-
-
-def _finish(method: str, protos: np.ndarray, num_classes: int, dim: int,
-            check_duplicates: bool = True) -> np.ndarray:
-  """`place`'s checks: shape, unit rows (float32), a warning on duplicates."""
+  else:
+    protos, resolved = PLACEMENTS[method](num_classes, dim, seed, **kwargs), method
+  # Exact optima and codes are duplicate-free by construction: no C^2 scan for them.
+  check = not (resolved in DISTINCT_BY_CONSTRUCTION or resolved.startswith('construction'))
   protos = np.asarray(protos, np.float64)
   if protos.shape != (num_classes, dim):
     raise AssertionError(f'{method} returned shape {protos.shape}, not '
@@ -189,14 +188,14 @@ def _finish(method: str, protos: np.ndarray, num_classes: int, dim: int,
   # Rows already unit to float32 precision are kept as they are: the exact constructions
   # choose float32-representable coordinates, which a renormalisation would round again.
   protos = np.where(np.abs(norms - 1.0) > 1e-6, protos / norms, protos).astype(np.float32)
-  if num_classes > 1 and check_duplicates:
+  if num_classes > 1 and check:
     dups = duplicate_pairs(protos, limit=5)
     if dups:
       logging.warning(
           'Placement %r of %d classes in %d dims has duplicated prototypes (cos > 1 - '
           '1e-6), e.g. class pairs %s: those classes cannot be told apart. Use '
           'method="auto" or "separation", or raise dim.', method, num_classes, dim, dups)
-  return protos
+  return protos, resolved
 
 
 def cache_key(method: str, num_classes: int, dim: int, seed: int,
@@ -228,13 +227,7 @@ def place_with_metadata(method: str, num_classes: int, dim: int, seed: int = 300
                         **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
   """`place`, timed, plus the metadata that `save` writes beside the array."""
   start = time.perf_counter()
-  resolved = method
-  if method == 'auto' and num_classes >= 1 and dim >= 1:
-    protos, resolved = auto_placement(num_classes, dim, seed, **kwargs)
-    protos = _finish(method, protos, num_classes, dim,
-                     check_duplicates=resolved.startswith('separation'))
-  else:
-    protos = place(method, num_classes, dim, seed, **kwargs)
+  protos, resolved = _place_resolved(method, num_classes, dim, seed, **kwargs)
   seconds = time.perf_counter() - start
   start = time.perf_counter()
   metrics = certify(protos)
