@@ -63,16 +63,18 @@ def exact_method(num_classes: int, dim: int) -> Optional[str]:
   return None
 
 
-# The optimiser's work in `auto`, in units of C^2 d per restart-step: the default 4
-# restarts x 10,000 steps fit up to C^2 d = 2.5e6 (every cell of the paper's grid).
-# Beyond it, `auto` shortens the random restarts (or, where a construction exists,
-# only polishes the construction) so it stays within about a minute on 2 CPU cores.
-AUTO_BUDGET = 1e11
+# The optimiser's work in `auto`, in units of C^2 (d + PAIR_WORK) per restart-step (the
+# Gram matrix, plus the per-pair exp and masks): the default 4 restarts x 10,000 steps
+# fit every cell of the paper's grid ((200, 50) is 1.3e11). Beyond it, `auto` shortens
+# the random restarts (or, where a construction exists, only polishes the construction)
+# so any C <= 1,000, d <= 128 takes well under a minute on 2 CPU cores.
+AUTO_BUDGET = 1.5e11
+PAIR_WORK = 32
 POLISH = dict(restarts=1, temp_start=50.0, lr_start=0.003, lr_end=0.0003)
 # A second random-start run that starts hot (the smooth max close to the true max from
 # the first step): it escapes the basins the default schedule's cool start settles in,
 # e.g. 13 points in 3-D reach 57.1357 degrees (optimum 57.1367) instead of 56.572.
-# Up to 16 restarts within HOT_BUDGET (C^2 d * restarts * steps).
+# Up to 16 restarts within HOT_BUDGET (same units), none where one does not fit.
 HOT = dict(temp_start=100.0, steps=3000)
 HOT_BUDGET = 1e10
 
@@ -89,7 +91,8 @@ def auto_placement(num_classes: int, dim: int, seed: int = 300,
   1. An exact optimum (`exact_method`) where one is known.
   2. Else the best algebraic construction that fits (`codes.best_construction`), if
      any, and the optimiser: `separation` from random starts (kwargs pass to it) when
-     C^2 d * restarts * steps <= AUTO_BUDGET (without kwargs, also a `HOT` run), and a
+     C^2 (d + PAIR_WORK) * restarts * steps <= AUTO_BUDGET (without kwargs, also a
+     `HOT` run where one restart fits HOT_BUDGET), and a
      polish of the construction (one restart from it, `POLISH` schedule) within the
      same budget. The lowest max cos (float64) wins; ties go to the random-start
      result, then to the construction unpolished, so cells without a useful
@@ -109,16 +112,16 @@ def auto_placement(num_classes: int, dim: int, seed: int = 300,
     return separation_lib.separation(num_classes, dim, seed, **kwargs), 'separation'
   restarts = kwargs.get('restarts', 4)
   steps = kwargs.get('steps', 10_000)
-  cost = num_classes * num_classes * dim
+  cost = num_classes * num_classes * (dim + PAIR_WORK)
   results = []
   if code is None or cost * restarts * steps <= AUTO_BUDGET:
     fit = dict(kwargs, steps=max(100, min(steps, int(AUTO_BUDGET / (cost * restarts)))))
     results.append((separation_lib.separation(num_classes, dim, seed, **fit),
                     'separation'))
-    if not kwargs:
-      hot = dict(HOT, restarts=int(np.clip(HOT_BUDGET / (cost * HOT['steps']), 1, 16)))
-      results.append((separation_lib.separation(num_classes, dim, seed, **hot),
-                      'separation (hot start)'))
+    hot_restarts = min(16, int(HOT_BUDGET / (cost * HOT['steps'])))
+    if not kwargs and hot_restarts >= 1:
+      results.append((separation_lib.separation(num_classes, dim, seed, restarts=hot_restarts,
+                                                **HOT), 'separation (hot start)'))
   if code is not None:
     polish_steps = max(100, min(steps, int(AUTO_BUDGET / (4 * cost))))
     polished = separation_lib.separation(num_classes, dim, seed, init=code,
