@@ -89,14 +89,16 @@ def auto_placement(num_classes: int, dim: int, seed: int = 300,
   'construction: 2 x kerdock(256)', 'construction: ... + separation').
 
   1. An exact optimum (`exact_method`) where one is known.
-  2. Else the best algebraic construction that fits (`codes.best_construction`), if
-     any, and the optimiser: `separation` from random starts (kwargs pass to it) when
-     C^2 (d + PAIR_WORK) * restarts * steps <= AUTO_BUDGET (without kwargs, also a
-     `HOT` run where one restart fits HOT_BUDGET), and a
-     polish of the construction (one restart from it, `POLISH` schedule) within the
-     same budget. The lowest max cos (float64) wins; ties go to the random-start
-     result, then to the construction unpolished, so cells without a useful
-     construction keep their earlier placements exactly.
+  2. Else up to four candidates, and the lowest max cos (float64) wins:
+     - `separation` from random starts (kwargs pass to it). Its work is
+       C^2 (d + PAIR_WORK) * restarts * steps; where that exceeds AUTO_BUDGET the
+       steps are cut to fit (unless `steps` is given), and the run is left out
+       altogether where a construction exists.
+     - Without kwargs, a `HOT` run where one restart fits HOT_BUDGET.
+     - The best algebraic construction that fits (`codes.best_construction`), if any,
+     - and that construction polished (one restart from it, `POLISH` schedule).
+     Ties go to the random-start result, then to the construction unpolished, so cells
+     without a useful construction keep their earlier placements exactly.
   3. At C >= separation.LARGE_C the construction is returned as it is where one exists
      (the optimiser does not improve these codes in the time budget; measured at
      C = 10,000, d = 128), else `separation_large`.
@@ -115,7 +117,9 @@ def auto_placement(num_classes: int, dim: int, seed: int = 300,
   cost = num_classes * num_classes * (dim + PAIR_WORK)
   results = []
   if code is None or cost * restarts * steps <= AUTO_BUDGET:
-    fit = dict(kwargs, steps=max(100, min(steps, int(AUTO_BUDGET / (cost * restarts)))))
+    if 'steps' not in kwargs:  # Steps the caller asks for are run as they are.
+      steps = max(100, min(steps, int(AUTO_BUDGET / (cost * restarts))))
+    fit = dict(kwargs, steps=steps)
     results.append((separation_lib.separation(num_classes, dim, seed, **fit),
                     'separation'))
     hot_restarts = min(16, int(HOT_BUDGET / (cost * HOT['steps'])))
