@@ -108,6 +108,16 @@ MUTATIONS = (
              'upper = np.arange(num_classes)[None] > idx[:, None]',
              'upper = np.arange(num_classes)[None] >= idx[:, None]',
              ('tests/prototypes_test.py',)),
+    # Orthogonal blocks of a direct sum: their pairs (cos exactly 0) count at a max of 0.
+    Mutation('certify_drops_cross_block_pairs', 'hyperproto/prototypes/certificates.py',
+             'pairs = cross_pairs if cross_pairs and best - PAIR_TOL <= 0.0 else 0',
+             'pairs = 0',
+             ('tests/codes_test.py',)),
+    # The greedy subset removes the most-conflicted point, not the least.
+    Mutation('subset_greedy_removes_least_conflicted', 'hyperproto/prototypes/codes.py',
+             'worst = int(np.argmax(score))',
+             'worst = int(np.argmin(np.where(alive, score, np.inf)))',
+             ('tests/codes_test.py',)),
     Mutation('resume_from_oldest_checkpoint', 'hyperproto/checkpointing.py',
              'for step in sorted(self._manager.all_steps(), reverse=True):',
              'for step in sorted(self._manager.all_steps()):',

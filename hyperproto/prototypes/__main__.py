@@ -4,8 +4,10 @@ r"""Places prototypes and writes them: C x D float32 `.npy` plus `.json` metadat
       --output=/tmp/protos.npy
 
 The `.json` beside the output holds the method (and what `auto` resolved to), the
-parameters, the seed, the time taken, the separation metrics with the best lower bound,
-and the array's sha256. `--kwargs` passes method options as JSON
+parameters, the seed, the time taken, and the certificate (`certify`): the separation
+metrics, every lower bound that applies (simplex, Rankin, Levenshtein; Welch on the max
+|cos|), the best-known value where one is tabulated, and the gaps to each; plus the
+array's sha256. The same metrics are printed. `--kwargs` passes method options as JSON
 (e.g. '{"steps": 20000}'); `--embeddings` / `--class_names` feed the `embedding` and
 `semantic` methods. Without `--output`, the placement goes to the cache that training
 runs use (`get_or_place`).
@@ -67,7 +69,7 @@ def main(argv):
   else:
     protos = prototypes.get_or_place(*args, **kwargs)
     path = prototypes.cache_path(*args, **kwargs)
-    meta = {'metrics': prototypes.separation_metrics(protos)}
+    meta = {'metrics': prototypes.certify(protos)}
   metrics = meta['metrics']
   logging.info('Wrote %s', path)
   print(json.dumps(dict(path=path, **{k: metrics[k] for k in sorted(metrics)}),

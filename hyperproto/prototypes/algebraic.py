@@ -81,10 +81,14 @@ def gold(num_classes: int, dim: int, seed: int = 0) -> np.ndarray:
     raise ValueError(f'The Gold code of length {n} has {(n + 2) * n} points, got '
                      f'num_classes={num_classes}. Raise dim to >= {2 * n + 1}.')
   seqs = 1.0 - 2.0 * gold_sequences(m)  # 0/1 -> +1/-1.
-  # Shift-major order: the first C points spread over all sequences.
-  shifts = np.stack([np.roll(seqs, -k, axis=1) for k in range(n)])  # n x (n+2) x n.
+  # Shift-major order: the first C points spread over all sequences. Point i is sequence
+  # i mod (n + 2) rolled left by i // (n + 2); only the C chosen rows are built.
+  shift, seq = np.divmod(np.arange(num_classes), n + 2)
   points = np.zeros((num_classes, dim))
-  points[:, :n] = shifts.reshape(-1, n)[:num_classes] / math.sqrt(n)
+  for start in range(0, num_classes, 4096):  # Bounded index arrays at large C.
+    rows = slice(start, start + 4096)
+    cols = (shift[rows, None] + np.arange(n)[None]) % n
+    points[rows, :n] = seqs[seq[rows, None], cols] / math.sqrt(n)
   return points
 
 

@@ -1,0 +1,244 @@
+"""Certificates: a placement's max cosine next to every lower bound and the best known.
+
+`certify(protos)` measures a placement (the keys of `separation_metrics`, plus the max
+|cos|) with one blocked pass over the pairs i < j, and adds `certificate(C, d, ...)`:
+every lower bound that applies, the best-known value where one is known, and the gap to
+each. It never holds the C x C Gram matrix, and it is exact where it can check that it
+is:
+
+  * Orthogonal blocks. Coordinates are grouped by the rows that use them (connected
+    components of the row-coordinate incidence): rows in different groups have disjoint
+    supports, so their cosine is exactly 0 and is never computed. A direct sum of codes
+    (`codes.direct_sum`) splits into its codes.
+  * Integer rows. Where every coordinate is an integer multiple of one scale a (the
+    smallest non-zero |coordinate|), with max |integer|^2 * d < 2^24, the Gram matrix of
+    the integers is computed in float32, which is then exact, and scaled by a^2 in
+    float64 (one rounding). Kerdock (a = 2^-k), Hadamard and Gold codes qualify; other
+    placements are measured in float64.
+
+Together these certify C = 100,000 points of two 256-d Kerdock codes in R^512 in well under
+the time a dense float64 pass takes (see docs/placement.md).
+
+Bounds (all are lower bounds on the max cos of any C points in R^d, or on the max |cos|):
+  simplex      -1/(C-1), any C >= 2 (the Gram matrix is PSD: sum_ij cos_ij >= 0).
+  rankin       0, C >= d + 2 (Rankin 1955: d + 2 points always have a pair at cos >= 0).
+  levenshtein  Levenshtein's bound (`bounds.levenshtein_bound`).
+  welch        on max |cos|: sqrt((C - d) / (d (C - 1))), C > d (Welch 1974).
+"""
+
+import math
+from typing import Optional
+
+import numpy as np
+from scipy.sparse import csgraph
+
+from hyperproto.prototypes import bounds as bounds_lib
+from hyperproto.prototypes import kerdock
+
+DUPLICATE_COS = 1.0 - 1e-6  # As metrics.DUPLICATE_COS.
+PAIR_TOL = 1e-6  # As metrics.PAIR_TOL.
+BLOCK_ENTRIES = 1 << 24  # Cosines per block (128 MB in float64).
+
+# Best-known max cosines in 3-D (the Tammes problem): N = 3..14 and 24 are the proven
+# optima, as (max cos, source). Closed forms where the optimum has one; otherwise the min
+# angle in degrees to 7 decimals as tabulated in the Tammes-problem literature (Sloane's
+# spherical-code tables; the Wikipedia table), N = 14 also OEIS A383860
+# (0.9716347428862 rad). The source names the proof.
+_TAMMES_PROVEN = {
+    3: (-1 / 2, 'Fejes Toth 1943 (proven): triangle'),
+    4: (-1 / 3, 'Fejes Toth 1943 (proven): tetrahedron'),
+    5: (0.0, 'Schuette and van der Waerden 1951 (proven)'),
+    6: (0.0, 'Fejes Toth 1943 (proven): octahedron'),
+    7: (math.cos(math.radians(77.8695421)), 'Schuette and van der Waerden 1951 (proven)'),
+    8: (math.cos(math.radians(74.8584922)),
+        'Schuette and van der Waerden 1951 (proven): square antiprism'),
+    9: (1 / 3, 'Schuette and van der Waerden 1951 (proven)'),
+    10: (math.cos(math.radians(66.1468220)), 'Danzer 1963 / Hars 1986 (proven)'),
+    11: (1 / math.sqrt(5), 'Danzer 1963 (proven): icosahedron less one point'),
+    12: (1 / math.sqrt(5), 'Fejes Toth 1943 (proven): icosahedron'),
+    13: (math.cos(math.radians(57.1367031)), 'Musin and Tarasov 2012 (proven)'),
+    14: (math.cos(math.radians(55.6705700)), 'Musin and Tarasov 2015 (proven)'),
+    24: (math.cos(math.radians(43.6907671)), 'Robinson 1961 (proven): snub cube'),
+}
+
+
+def best_known(num_classes: int, dim: int) -> Optional[tuple[float, str]]:
+  """(max cos, source) of the best placement known for (C, d), or None.
+
+  Known here: the proven 3-D optima above and the Kerdock codes (d^2 + 2d points in R^d,
+  d = 4^k, at 1/sqrt(d): optimal, Cohn, de Laat and Leijenhorst 2024; d = 4 is the
+  24-cell). Cells where a bound is reached (simplex, cross-polytope) are
+  certified by the bound itself and are not listed.
+  """
+  if dim == 3 and num_classes in _TAMMES_PROVEN:
+    return _TAMMES_PROVEN[num_classes]
+  if dim in kerdock.VALID_DIMS and num_classes == kerdock.code_size(dim):
+    return 1 / math.sqrt(dim), ('Kerdock code, optimal (Cohn, de Laat and Leijenhorst '
+                                '2024, arXiv 2403.16874)')
+  return None
+
+
+def welch_bound(num_classes: int, dim: int) -> Optional[float]:
+  """Welch's lower bound on the max |cos| of C > d unit vectors in R^d, else None."""
+  if num_classes <= dim:
+    return None
+  return math.sqrt((num_classes - dim) / (dim * (num_classes - 1)))
+
+
+def lower_bounds(num_classes: int, dim: int) -> dict[str, float]:
+  """Every lower bound on the max cos of C points in R^d that applies (see above)."""
+  out = {}
+  if num_classes >= 2:
+    out['simplex'] = -1.0 / (num_classes - 1)
+  if num_classes >= dim + 2:
+    out['rankin'] = 0.0
+  lev = bounds_lib.levenshtein_bound(num_classes, dim) if num_classes >= 2 else None
+  if lev is not None:
+    out['levenshtein'] = lev
+  return out
+
+
+def certificate(num_classes: int, dim: int, max_cos: float,
+                max_abs_cos: Optional[float] = None) -> dict:
+  """Bounds, best known and gaps for a placement with this max cos (and max |cos|).
+
+  Keys: `bounds` {name: value} (every lower bound on the max cos that applies),
+  `gaps` {name: max_cos - value}, `best_bound_name`; `best_known`, `best_known_source`,
+  `gap_to_best_known` where a best-known value is tabulated; `welch_bound` and
+  `gap_to_welch` (on the max |cos|) where C > d and `max_abs_cos` is given.
+  """
+  found = lower_bounds(num_classes, dim)
+  out = {'bounds': found, 'gaps': {k: max_cos - v for k, v in found.items()}}
+  if found:
+    # The strongest; an exact bound (simplex, Rankin) wins a tie to rounding (1e-12).
+    top = max(found.values())
+    out['best_bound_name'] = next(k for k in ('simplex', 'rankin', 'levenshtein')
+                                  if k in found and found[k] >= top - 1e-12)
+  known = best_known(num_classes, dim)
+  if known is not None:
+    out.update(best_known=known[0], best_known_source=known[1],
+               gap_to_best_known=max_cos - known[0])
+  welch = welch_bound(num_classes, dim)
+  if welch is not None:
+    out['welch_bound'] = welch
+    if max_abs_cos is not None:
+      out['gap_to_welch'] = max_abs_cos - welch
+  return out
+
+
+def _unit(protos_CxD: np.ndarray) -> np.ndarray:
+  p = np.asarray(protos_CxD, np.float64)
+  if p.ndim != 2:
+    raise ValueError(f'Prototypes must be a C x D array, got shape {p.shape}.')
+  norms = np.linalg.norm(p, axis=1, keepdims=True)
+  if np.any(norms == 0) or not np.all(np.isfinite(norms)):
+    raise ValueError('Prototypes contain a zero or non-finite row; every prototype must '
+                     'be a non-zero finite vector.')
+  # Rows already unit (to 1e-12) are kept bit for bit: exact codes stay exact.
+  return np.where(np.abs(norms - 1.0) > 1e-12, p / norms, p)
+
+
+def _components(p_CxD: np.ndarray) -> np.ndarray:
+  """A label per row; rows with different labels have disjoint supports."""
+  nz = (p_CxD != 0).astype(np.float32)
+  touching = (nz.T @ nz) > 0  # d x d: coordinates used together by some row.
+  _, coord_label = csgraph.connected_components(touching, directed=False)
+  return coord_label[np.argmax(p_CxD != 0, axis=1)]
+
+
+def _integer_rows(p_CxD: np.ndarray) -> Optional[tuple[np.ndarray, float]]:
+  """(integers as float32, scale a) with p = a * integers, exact, or None."""
+  magnitude = np.abs(p_CxD)
+  scale = float(magnitude[magnitude > 0].min())
+  z = p_CxD / scale
+  if not np.array_equal(z, np.round(z)):
+    return None
+  if np.abs(z).max() ** 2 * p_CxD.shape[1] >= 2**24:
+    return None
+  if not np.array_equal(z * scale, p_CxD):
+    return None
+  return z.astype(np.float32), scale
+
+
+def certify(protos_CxD: np.ndarray, block_rows: Optional[int] = None) -> dict:
+  """`separation_metrics`' keys + `max_abs_cos` + `certificate`, in one blocked pass.
+
+  Also `exact_arithmetic` (True where the integer-row path was used) and `components`
+  (the number of orthogonal blocks found).
+  """
+  p = _unit(protos_CxD)
+  num_classes, dim = p.shape
+  out = {'num_classes': int(num_classes), 'dim': int(dim),
+         'norm_of_mean': float(np.linalg.norm(p.mean(axis=0)))}
+  if num_classes < 2:
+    return out
+  integer = _integer_rows(p)
+  x, scale = integer if integer is not None else (p, 1.0)
+  sq = scale * scale  # Cosines are sq * (x_i . x_j); thresholds go to x's units.
+  labels = _components(p)
+  groups = [np.flatnonzero(labels == g) for g in np.unique(labels)]
+  nearest = np.full(num_classes, -np.inf)
+  blocks = []  # (group index, start, stop, block max, pairs within PAIR_TOL of it)
+  duplicates, max_abs, running = 0, 0.0, -np.inf
+
+  def block_gram(g, a, b):
+    """x_i . x_j for rows a:b of group g against rows a: (pairs i < j; others -inf)."""
+    rows, cols = groups[g], supports[g]
+    gram = x[rows[a:b]][:, cols] @ x[rows[a:]][:, cols].T
+    gram[:, :b - a][np.tril_indices(b - a)] = -np.inf
+    return gram
+
+  supports = [np.flatnonzero(np.any(p[g] != 0, axis=0)) for g in groups]
+  for g, rows in enumerate(groups):
+    n = len(rows)
+    step = block_rows or int(np.clip(BLOCK_ENTRIES // n, 64, 2048))
+    for a in range(0, n, step):
+      b = min(a + step, n)
+      gram = block_gram(g, a, b)
+      row_max = gram.max(axis=1)
+      nearest[rows[a:b]] = np.maximum(nearest[rows[a:b]], row_max.astype(np.float64) * sq)
+      nearest[rows[a:]] = np.maximum(nearest[rows[a:]], gram.max(axis=0).astype(np.float64) * sq)
+      top = float(row_max.max())
+      if not np.isfinite(top):
+        continue  # The last row of a group: no pairs i < j in this block.
+      max_abs = max(max_abs, top * sq)
+      if max_abs < 1.0:  # Else an antipodal pair is already found: |cos| <= 1.
+        own = gram[:, :b - a][np.triu_indices(b - a, 1)]
+        low = min(own.min(initial=np.inf), gram[:, b - a:].min(initial=np.inf))
+        max_abs = max(max_abs, -float(low) * sq)
+      count = 0
+      if top * sq >= running - PAIR_TOL:  # Else this block can hold no pair at the max.
+        count = int(np.count_nonzero(gram >= top - PAIR_TOL / sq))
+        running = max(running, top * sq)
+      blocks.append((g, a, b, top * sq, count))
+      if top * sq > DUPLICATE_COS:
+        duplicates += int(np.count_nonzero(gram > DUPLICATE_COS / sq))
+  sizes = np.array([len(g) for g in groups])
+  cross_pairs = int((sizes.sum() ** 2 - np.sum(sizes ** 2)) // 2)
+  if cross_pairs:  # Rows of other groups are at cos exactly 0.
+    for g in groups:
+      if len(g) < num_classes:
+        nearest[g] = np.maximum(nearest[g], 0.0)
+  best = float(nearest.max())
+  pairs = cross_pairs if cross_pairs and best - PAIR_TOL <= 0.0 else 0
+  for g, a, b, top, count in blocks:
+    if top == best:
+      pairs += count
+    elif top >= best - PAIR_TOL:  # A block just below the max: count again at the max.
+      pairs += int(np.count_nonzero(block_gram(g, a, b).astype(np.float64) * sq
+                                   >= best - PAIR_TOL))
+  out.update(
+      max_cos=best,
+      min_angle_deg=float(np.degrees(np.arccos(np.clip(best, -1.0, 1.0)))),
+      mean_nn_cos=float(nearest.mean()),
+      num_pairs_at_max=pairs,
+      num_duplicates=duplicates,
+      max_abs_cos=max_abs,
+      exact_arithmetic=integer is not None,
+      components=len(groups),
+  )
+  bound, name = bounds_lib.best_bound(num_classes, dim)
+  if bound is not None:  # As separation_metrics.
+    out.update(bound=bound, bound_name=name, gap_to_bound=best - bound)
+  out.update(certificate(num_classes, dim, best, max_abs))
+  return out
