@@ -126,7 +126,9 @@ def certificate(num_classes: int, dim: int, max_cos: float,
   return out
 
 
-def _unit(protos_CxD: np.ndarray) -> np.ndarray:
+def unit_rows(protos_CxD: np.ndarray) -> np.ndarray:
+  """The rows scaled to unit length, in float64; a clear error for a zero or non-finite
+  row."""
   p = np.asarray(protos_CxD, np.float64)
   if p.ndim != 2:
     raise ValueError(f'Prototypes must be a C x D array, got shape {p.shape}.')
@@ -166,7 +168,7 @@ def certify(protos_CxD: np.ndarray, block_rows: Optional[int] = None) -> dict:
   Also `exact_arithmetic` (True where the integer-row path was used) and `components`
   (the number of orthogonal blocks found).
   """
-  p = _unit(protos_CxD)
+  p = unit_rows(protos_CxD)
   num_classes, dim = p.shape
   out = {'num_classes': int(num_classes), 'dim': int(dim),
          'norm_of_mean': float(np.linalg.norm(p.mean(axis=0)))}

@@ -29,24 +29,13 @@ def max_cos(protos_CxD: np.ndarray, block_rows: int = 2048) -> float:
 
 def nearest_cos(protos_CxD: np.ndarray, block_rows: int = 2048) -> np.ndarray:
   """Each row's largest cosine to another row (float64, blocked), shape (C,)."""
-  p = _unit(protos_CxD)
+  p = certificate_lib.unit_rows(protos_CxD)
   out = np.empty(len(p))
   for a, b in _blocks(len(p), block_rows):
     cos = p[a:b] @ p.T
     cos[np.arange(b - a), np.arange(a, b)] = -np.inf
     out[a:b] = cos.max(axis=1)
   return out
-
-
-def _unit(protos_CxD: np.ndarray) -> np.ndarray:
-  p = np.asarray(protos_CxD, np.float64)
-  if p.ndim != 2:
-    raise ValueError(f'Prototypes must be a C x D array, got shape {p.shape}.')
-  norms = np.linalg.norm(p, axis=1, keepdims=True)
-  if np.any(norms == 0) or not np.all(np.isfinite(norms)):
-    raise ValueError('Prototypes contain a zero or non-finite row; every prototype must '
-                     'be a non-zero finite vector.')
-  return p / norms
 
 
 def separation_metrics(protos_CxD: np.ndarray, block_rows: int = 2048) -> dict:
@@ -57,7 +46,7 @@ def separation_metrics(protos_CxD: np.ndarray, block_rows: int = 2048) -> dict:
   every bound that applies, the best-known value where one is tabulated, and the gaps.
   `certificates.certify` computes the same keys in one symmetric blocked pass (exact for
   integer codes; faster at large C)."""
-  p = _unit(protos_CxD)
+  p = certificate_lib.unit_rows(protos_CxD)
   num_classes, dim = p.shape
   out = {'num_classes': int(num_classes), 'dim': int(dim),
          'norm_of_mean': float(np.linalg.norm(p.mean(axis=0)))}
@@ -102,7 +91,7 @@ def separation_metrics(protos_CxD: np.ndarray, block_rows: int = 2048) -> dict:
 def duplicate_pairs(protos_CxD: np.ndarray, block_rows: int = 2048,
                     limit: Optional[int] = 10) -> list[tuple[int, int]]:
   """Index pairs (i < j) of duplicated prototypes (cos > DUPLICATE_COS), at most `limit`."""
-  p = _unit(protos_CxD)
+  p = certificate_lib.unit_rows(protos_CxD)
   found = []
   for a, b in _blocks(len(p), block_rows):
     cos = p[a:b] @ p.T
