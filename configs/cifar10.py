@@ -21,7 +21,8 @@ Not a table of the paper: a short, fixed budget that runs on 2 CPU cores (the de
   family     every method at d = 10 (maxsep at its fixed d = C - 1 = 9);
   family_d3  the methods that allow d < C - 1 at d = 3 (hpn, ebv, dl2pa, busemann);
   fewshot / lt  family + family_d3 on 100 training images per class / CIFAR-10-LT
-             (imbalance 0.01): the table of experiments/family_table.py.
+             (imbalance 0.01), plus softmax with the softmax-type methods' recipe
+             (loss averaged, lr 0.1): the table of experiments/family_table.py.
 Every method trains with the same backbone, data, schedule, steps and seeds; where a
 paper's recipe differs from ours (the loss averaged over the batch, its own learning
 rate and hyper-parameters), `config_lib.RECIPES` holds it and the method's module
@@ -30,8 +31,9 @@ rate and hyper-parameters), `config_lib.RECIPES` holds it and the method's modul
 Arguments: method (hpn | softmax | etf | maxsep | ebv | dl2pa | busemann), prototypes
 (default: `ours` for HPN, the method's own construction otherwise | ours | hpn | any
 placement), dim, backbone (cnn | resnet32 | ...), lr (0: the method's recipe, 0.01 for
-HPN), epochs, steps (overrides epochs), batch, train_per_class (0: all), imbalance
-(0: balanced; e.g. 0.01 for CIFAR-10-LT), runlocal.
+HPN), reduction ('': the method's recipe | sum | mean), epochs, steps (overrides
+epochs), batch, train_per_class (0: all), imbalance (0: balanced; e.g. 0.01 for
+CIFAR-10-LT), runlocal.
 """
 
 from hyperproto import config_lib
@@ -40,7 +42,8 @@ from hyperproto import config_lib
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, prototypes='default', method='hpn', dim=10,
                              backbone='cnn', lr=0.0, epochs=2.0, steps=0, batch=128,
-                             train_per_class=0, imbalance=0.0, runlocal=False)
+                             train_per_class=0, imbalance=0.0, reduction='',
+                             runlocal=False)
   config = config_lib.base_config()
 
   # Task section.
@@ -75,6 +78,8 @@ def get_config(arg=None):
   config_lib.apply_recipe(config, arg.method)  # The method's paper, where it differs.
   if arg.lr:
     config.lr = arg.lr
+  if arg.reduction:
+    config.loss_reduction = arg.reduction
 
   if arg.runlocal:
     config.num_epochs = 0.0
@@ -90,6 +95,8 @@ def get_sweep(name):
   per class / CIFAR-10-LT (imbalance 0.01)."""
   family = config_lib.family_cells(dim=10, num_classes=10)
   family_d3 = [f'method={m},dim=3' for m in config_lib.LOW_DIM_METHODS]
+  # Softmax with the recipe of the softmax-type methods (loss averaged, lr 0.1).
+  controls = ['method=softmax,lr=0.1,reduction=mean']
   sweeps = {
       'placement': (['method=softmax']
                     + [f'prototypes={p},dim={d}' for p in ('ours', 'hpn')
@@ -97,8 +104,8 @@ def get_sweep(name):
       'low_dim': [f'prototypes={p},dim={d}' for p in ('ours', 'hpn') for d in (2, 3)],
       'family': family,
       'family_d3': family_d3,
-      'fewshot': [f'{c},train_per_class=100' for c in family + family_d3],
-      'lt': [f'{c},imbalance=0.01' for c in family + family_d3],
+      'fewshot': [f'{c},train_per_class=100' for c in family + controls + family_d3],
+      'lt': [f'{c},imbalance=0.01' for c in family + controls + family_d3],
   }
   if name not in sweeps:
     raise ValueError(f'Unknown sweep {name!r}; use one of {sorted(sweeps)}.')

@@ -71,7 +71,9 @@ def _parts(cell: str) -> dict[str, str]:
 def _label(cell: str) -> str:
   parts = _parts(cell)
   method = parts['method']
-  return method if method == 'softmax' else f'{method}, d = {parts.get("dim", "?")}'
+  label = method if method == 'softmax' else f'{method}, d = {parts.get("dim", "?")}'
+  recipe = ', '.join(f'{k} {parts[k]}' for k in ('reduction', 'lr') if k in parts)
+  return f'{label} ({recipe})' if recipe else label
 
 
 def report(workdir: str) -> str:
@@ -84,8 +86,7 @@ def report(workdir: str) -> str:
   columns = [('fewshot', 'test/accuracy'), ('lt', 'test/accuracy'),
              *(('lt', f'test/{g}_shot_accuracy') for g in GROUPS)]
   header = ['method', SETTINGS['fewshot'], SETTINGS['lt'], *(f'LT {g}' for g in GROUPS)]
-  lines = ['| ' + ' | '.join(header) + ' |', '|---' * len(header) + '|']
-  budgets = set()
+  rows, budgets = [], set()
   for cell in cells:
     row = [_label(cell)]
     for setting, metric in columns:
@@ -93,7 +94,11 @@ def report(workdir: str) -> str:
       results = collected.get(key, [])
       budgets |= {r['budget'] for r in results if 'budget' in r}
       row.append(tables.mean_std([r[metric] * 100 for r in results if metric in r]))
-    lines.append('| ' + ' | '.join(row) + ' |')
+    rows.append(row)
+  # Leave out a group no class falls in (CIFAR-10-LT at 0.01 has no few-shot class).
+  keep = [i for i in range(len(header)) if i < 3 or any(r[i] != '–' for r in rows)]
+  lines = ['| ' + ' | '.join(r[i] for i in keep) + ' |' for r in [header] + rows]
+  lines.insert(1, '|---' * len(keep) + '|')
   return (f'Test accuracy (%), mean ± std (number of seeds); budget: '
           f'{"; ".join(sorted(budgets))}.\n\n' + '\n'.join(lines) + '\n')
 
