@@ -209,7 +209,7 @@ class Objective:
     kw = dict(reduction=reduction or self.reduction, mask_B=batch.get('mask'))
     if (method := self.fixed_classifier) is not None:
       per_example_B = method.loss(z, protos, batch['label'],
-                                  **method.hparams(dict(self.hparams)))
+                                  **self._method_hparams())
       return losses.reduce(per_example_B, **kw)
     if self.method == 'hpn':
       if self.task == 'classification':
@@ -232,7 +232,7 @@ class Objective:
     if not self.has_classes:
       raise ValueError(f'Task {self.task!r} has no classes to score.')
     if (method := self.fixed_classifier) is not None:
-      return method.scores(z, protos, **method.hparams(dict(self.hparams)))
+      return method.scores(z, protos, **self._method_hparams())
     if self.method == 'hpn':
       z_cls = z[..., 1:] if self.task == 'joint' else z
       return losses.cosine_matrix(z_cls, protos['classes'])
