@@ -162,6 +162,33 @@ def _integer_rows(p_CxD: np.ndarray) -> Optional[tuple[np.ndarray, float]]:
   return z.astype(np.float32), scale
 
 
+def scan_header(p_CxD: np.ndarray) -> dict:
+  """The keys of a pair scan that need no pairs: C, d and the norm of the mean row."""
+  num_classes, dim = p_CxD.shape
+  return {'num_classes': int(num_classes), 'dim': int(dim),
+          'norm_of_mean': float(np.linalg.norm(p_CxD.mean(axis=0)))}
+
+
+def scan_summary(num_classes: int, dim: int, nearest_C: np.ndarray, pairs: int,
+                 duplicates: int, max_abs: float) -> dict:
+  """The keys `separation_metrics` and `certify` report from their pair scans: the max
+  cosine and what follows from it (angle, best bound and gap, the certificate)."""
+  best = float(nearest_C.max())
+  out = dict(
+      max_cos=best,
+      min_angle_deg=float(np.degrees(np.arccos(np.clip(best, -1.0, 1.0)))),
+      mean_nn_cos=float(nearest_C.mean()),
+      num_pairs_at_max=pairs,
+      num_duplicates=duplicates,
+      max_abs_cos=max_abs,
+  )
+  bound, name = bounds_lib.best_bound(num_classes, dim)
+  if bound is not None:
+    out.update(bound=bound, bound_name=name, gap_to_bound=best - bound)
+  out.update(certificate(num_classes, dim, best, max_abs))
+  return out
+
+
 def certify(protos_CxD: np.ndarray, block_rows: Optional[int] = None) -> dict:
   """`separation_metrics`' keys + `max_abs_cos` + `certificate`, in one blocked pass.
 
@@ -170,8 +197,7 @@ def certify(protos_CxD: np.ndarray, block_rows: Optional[int] = None) -> dict:
   """
   p = unit_rows(protos_CxD)
   num_classes, dim = p.shape
-  out = {'num_classes': int(num_classes), 'dim': int(dim),
-         'norm_of_mean': float(np.linalg.norm(p.mean(axis=0)))}
+  out = scan_header(p)
   if num_classes < 2:
     return out
   integer = _integer_rows(p)
@@ -229,18 +255,6 @@ def certify(protos_CxD: np.ndarray, block_rows: Optional[int] = None) -> dict:
     elif top >= best - PAIR_TOL:  # A block just below the max: count again at the max.
       pairs += int(np.count_nonzero(block_gram(g, a, b).astype(np.float64) * sq
                                    >= best - PAIR_TOL))
-  out.update(
-      max_cos=best,
-      min_angle_deg=float(np.degrees(np.arccos(np.clip(best, -1.0, 1.0)))),
-      mean_nn_cos=float(nearest.mean()),
-      num_pairs_at_max=pairs,
-      num_duplicates=duplicates,
-      max_abs_cos=max_abs,
-      exact_arithmetic=integer is not None,
-      components=len(groups),
-  )
-  bound, name = bounds_lib.best_bound(num_classes, dim)
-  if bound is not None:  # As separation_metrics.
-    out.update(bound=bound, bound_name=name, gap_to_bound=best - bound)
-  out.update(certificate(num_classes, dim, best, max_abs))
+  out.update(scan_summary(num_classes, dim, nearest, pairs, duplicates, max_abs))
+  out.update(exact_arithmetic=integer is not None, components=len(groups))
   return out

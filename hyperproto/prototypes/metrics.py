@@ -48,8 +48,7 @@ def separation_metrics(protos_CxD: np.ndarray, block_rows: int = 2048) -> dict:
   integer codes; faster at large C)."""
   p = certificate_lib.unit_rows(protos_CxD)
   num_classes, dim = p.shape
-  out = {'num_classes': int(num_classes), 'dim': int(dim),
-         'norm_of_mean': float(np.linalg.norm(p.mean(axis=0)))}
+  out = certificate_lib.scan_header(p)
   if num_classes < 2:
     return out
   nearest = np.empty(num_classes)
@@ -70,21 +69,8 @@ def separation_metrics(protos_CxD: np.ndarray, block_rows: int = 2048) -> dict:
     cos = p[idx] @ p.T
     upper = np.arange(num_classes)[None] > idx[:, None]
     pairs += int(np.sum((cos >= best - PAIR_TOL) & upper))
-  out.update(
-      max_cos=best,
-      min_angle_deg=float(np.degrees(np.arccos(np.clip(best, -1.0, 1.0)))),
-      mean_nn_cos=float(nearest.mean()),
-      num_pairs_at_max=pairs,
-      num_duplicates=duplicates,
-      max_abs_cos=max_abs,
-  )
-  bound, name = best_bound(num_classes, dim)
-  if bound is not None:
-    out['bound'] = bound
-    out['bound_name'] = name
-    out['gap_to_bound'] = best - bound
-  # Every bound that applies, the best-known value and the gaps (certificate.py).
-  out.update(certificate_lib.certificate(num_classes, dim, best, out.get('max_abs_cos')))
+  out.update(certificate_lib.scan_summary(num_classes, dim, nearest, pairs, duplicates,
+                                          max_abs))
   return out
 
 
