@@ -12,23 +12,21 @@ import gzip
 import io
 import os
 import pickle
-import shutil
 import sys
 import tarfile
-import tempfile
 import zipfile
 
 import numpy as np
 from absl.testing import absltest
 from PIL import Image
 
+import helpers
 from hyperproto import data
 from hyperproto.data import cifar, prepare, reader, sources
 
+
 def tmpdir(test: absltest.TestCase) -> str:
-  path = tempfile.mkdtemp(prefix='hyperproto_data_test')
-  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
-  return path
+  return helpers.tmpdir(test, 'hyperproto_data_test')
 
 
 FINE = ('apple', 'bear', 'cloud', 'dolphin', 'elephant')

@@ -17,6 +17,7 @@ import numpy as np
 from absl.testing import absltest
 from PIL import Image
 
+import helpers
 from hyperproto import data
 from hyperproto.data import prepare, streaming
 
@@ -24,9 +25,7 @@ SMALL = dict(image_size=32, resize_size=36, num_workers=0)
 
 
 def tmpdir(test: absltest.TestCase) -> str:
-  path = tempfile.mkdtemp(prefix='hyperproto_stream_test')
-  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
-  return path
+  return helpers.tmpdir(test, 'hyperproto_stream_test')
 
 
 def jpeg(colour, size=(48, 40)) -> bytes:

@@ -9,9 +9,7 @@ a few steps through `train_and_evaluate`. TensorFlow is never imported.
 import io
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 import ml_collections
 import numpy as np
@@ -28,9 +26,7 @@ COLOURS = {'cat': (200, 30, 30), 'dog': (30, 200, 30), 'owl': (30, 30, 200)}
 
 
 def tmpdir(test: absltest.TestCase) -> str:
-  path = tempfile.mkdtemp(prefix='hyperproto_tfds_test')
-  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
-  return path
+  return helpers.tmpdir(test, 'hyperproto_tfds_test')
 
 
 def encode(colour, size=(20, 20), fmt='JPEG', mode='RGB') -> bytes:

@@ -192,9 +192,7 @@ class EndToEndTest(parameterized.TestCase):
     super().tearDownClass()
 
   def workdir(self):
-    path = tempfile.mkdtemp(prefix='hyperproto_dl2pa_')
-    self.addCleanup(shutil.rmtree, path, ignore_errors=True)
-    return path
+    return helpers.tmpdir(self, 'hyperproto_dl2pa_')
 
   @pytest.mark.device
   def test_checkpointed_state(self):

@@ -2,7 +2,9 @@
 
 import functools
 import os
+import shutil
 import sys
+import tempfile
 
 import jax
 
@@ -25,6 +27,13 @@ TINY_BACKBONES = {
     'densenet': ('densenet121', 32, dict(blocks=(1, 1, 1, 1), growth_rate=4)),
     'vit': ('vit_s4', 16, dict(depth=2, width=32, mlp_dim=64, num_heads=2)),
 }
+
+
+def tmpdir(test, prefix: str = 'hyperproto_test_') -> str:
+  """A fresh directory, removed when `test` (a TestCase) ends."""
+  path = tempfile.mkdtemp(prefix=prefix)
+  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
+  return path
 
 
 def tiny_config(arg: str = '', **overrides):

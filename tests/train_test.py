@@ -70,9 +70,7 @@ class TrainTest(parameterized.TestCase):
     super().tearDownClass()
 
   def workdir(self):
-    path = tempfile.mkdtemp(prefix='hyperproto_test_')
-    self.addCleanup(shutil.rmtree, path, ignore_errors=True)
-    return path
+    return helpers.tmpdir(self, 'hyperproto_test_')
 
   def assert_same_as_reference(self, workdir, results, exact=True):
     check = (np.testing.assert_array_equal if exact else
