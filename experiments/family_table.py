@@ -15,7 +15,6 @@ an interrupted one from its checkpoint). Needs CIFAR-10 prepared:
 `python -m hyperproto.data.prepare --dataset=cifar10_jpeg --manual_dir=DIR`.
 """
 
-import json
 import os
 import subprocess
 import sys

@@ -15,7 +15,6 @@ Normalisation: the ImageNet constants, as the original.
 import re
 from typing import Optional
 
-import tensorflow_datasets as tfds
 
 from hyperproto.data import builder as builder_lib
 from hyperproto.data import image_folder, reader, sources

@@ -28,7 +28,7 @@ import functools
 import io
 import math
 import os
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import tensorflow_datasets as tfds

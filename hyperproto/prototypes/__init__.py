@@ -45,9 +45,9 @@ from hyperproto.prototypes import kerdock as kerdock_lib
 from hyperproto.prototypes import semantic as semantic_lib
 from hyperproto.prototypes import separation as separation_lib
 from hyperproto.prototypes import uniformity as uniformity_lib
-from hyperproto.prototypes.bounds import best_bound, levenshtein_bound  # pylint: disable=unused-import
+from hyperproto.prototypes.bounds import best_bound, levenshtein_bound, lower_bound  # pylint: disable=unused-import
 from hyperproto.prototypes.certificates import certificate, certify  # pylint: disable=unused-import
-from hyperproto.prototypes.metrics import lower_bound, max_cos, separation_metrics  # pylint: disable=unused-import
+from hyperproto.prototypes.metrics import max_cos, separation_metrics  # pylint: disable=unused-import
 from hyperproto.prototypes.metrics import duplicate_pairs
 from hyperproto.prototypes.store import load, save  # pylint: disable=unused-import
 

@@ -11,7 +11,6 @@ from typing import Optional
 import numpy as np
 
 from hyperproto.prototypes import certificates as certificate_lib
-from hyperproto.prototypes.bounds import best_bound, lower_bound  # pylint: disable=unused-import
 
 DUPLICATE_COS = 1.0 - 1e-6  # Pairs above this are counted as duplicated prototypes.
 PAIR_TOL = 1e-6  # Pairs within this of the max cosine count as "at the max".
