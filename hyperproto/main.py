@@ -7,6 +7,7 @@ Re-running the same command on an existing workdir resumes from its newest check
 """
 
 import logging as std_logging
+import os
 import sys
 
 import jax
@@ -26,7 +27,23 @@ _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Directory for checkpoints, metrics and results (resumed if it '
     'holds a checkpoint).')
 flags.mark_flags_as_required(['config', 'workdir'])
+_DETERMINISTIC = flags.DEFINE_bool(
+    'deterministic', False, 'GPU: every op deterministic (XLA_FLAGS gets '
+    '--xla_gpu_deterministic_ops=true, before JAX starts), so that a run, its repetition '
+    'and its resume after an interruption are bitwise the same, at some cost in speed. '
+    'XLA:CPU is deterministic already. See docs/performance.md#determinism.')
 distributed.define_flags()  # Multi-process runs (see distributed.py).
+
+# XLA:GPU reduces with atomics and autotunes kernels per process; this flag excludes the
+# non-deterministic kernels and fixes the choice.
+DETERMINISTIC_FLAG = '--xla_gpu_deterministic_ops=true'
+
+
+def with_deterministic_flag(xla_flags: str) -> str:
+  """XLA_FLAGS with DETERMINISTIC_FLAG (unless it already sets the option)."""
+  if '--xla_gpu_deterministic_ops' in xla_flags:
+    return xla_flags
+  return f'{xla_flags} {DETERMINISTIC_FLAG}'.strip()
 
 
 class _QuietOrbax(std_logging.Filter):
@@ -40,6 +57,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietOrbax())
+  if _DETERMINISTIC.value:  # Before JAX starts, like the CPU settings.
+    os.environ['XLA_FLAGS'] = with_deterministic_flag(os.environ.get('XLA_FLAGS', ''))
+    logging.info('--deterministic: XLA_FLAGS=%s', os.environ['XLA_FLAGS'])
   tuned = cpu_tuning.configure()  # Before JAX starts (see cpu_tuning.py).
   if tuned:
     logging.info('XLA:CPU settings: %s', '; '.join(tuned))

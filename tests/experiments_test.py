@@ -118,7 +118,7 @@ class ExperimentsTest(absltest.TestCase):
     # About a minute on 2 cores: the parts' processes, each compiling a reduced network.
     _, report, summary = self.gpu_check('--allow_cpu')
     parts = report['parts']
-    self.assertEqual(list(parts), ['devices', 'tests', 'benchmark', 'train', 'input'])
+    self.assertEqual(list(parts), ['devices', 'benchmark', 'train', 'input', 'tests'])
     for name, part in parts.items():
       self.assertEqual(part['status'], 'ok', (name, part))
       self.assertIn(f'| {name} | ok |', summary)
@@ -150,6 +150,21 @@ class ExperimentsTest(absltest.TestCase):
     self.assertEqual(rc, 1)
     self.assertIn('JAX sees no accelerator', report['error'])
     self.assertEqual(report['parts']['train']['status'], 'skipped: no accelerator')
+
+
+  def test_a_part_past_its_time_gets_ctrl_c_before_sigkill(self):
+    # pytest, interrupted so, still prints its failures and writes its XML.
+    part = ('import signal, sys, time\n'
+            'def stop(*_):\n  print("interrupted", flush=True)\n  sys.exit(2)\n'
+            'signal.signal(signal.SIGINT, stop)\nprint("started", flush=True)\n'
+            'time.sleep(100)\n')
+    runner = ('import sys, gpu_check\n'
+              'runner = gpu_check.Runner(sys.argv[1], float("inf"), None)\n'
+              'print(repr(runner.run([sys.executable, "-c", sys.argv[2]], 5.0)))\n')
+    out = subprocess.run([sys.executable, '-c', runner, self.root, part],
+                         capture_output=True, text=True, check=True, timeout=60,
+                         cwd=os.path.join(helpers.ROOT, 'experiments')).stdout
+    self.assertEqual(out.strip(), repr((None, 'started\ninterrupted\n')))
 
 
 class ParityTorchTest(absltest.TestCase):

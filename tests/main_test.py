@@ -14,6 +14,7 @@ import numpy as np
 from absl.testing import absltest
 
 import helpers
+from hyperproto import main
 
 TIMEOUT_S = 240
 
@@ -54,14 +55,15 @@ class MainTest(absltest.TestCase):
     return sorted(int(s) for s in os.listdir(directory) if s.isdigit())
 
   def test_ctrl_c_and_kill_9_then_the_same_command_resumes_bitwise(self):
-    def cmd(workdir):
+    def cmd(workdir):  # --deterministic: what a GPU run needs for this; a no-op on CPU.
       return command(workdir, '--config.num_steps=200', '--config.log_every_steps=5',
-                     '--config.checkpoint_every_steps=20')
+                     '--config.checkpoint_every_steps=20', '--deterministic')
 
     straight = os.path.join(self.workdir, 'straight')
     done = subprocess.run(cmd(straight), env=self.env, cwd=helpers.ROOT, text=True,
                           capture_output=True, timeout=TIMEOUT_S)
     self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+    self.assertIn('--deterministic: XLA_FLAGS=--xla_gpu_deterministic_ops=true', done.stderr)
 
     workdir = os.path.join(self.workdir, 'interrupted')
     metrics = os.path.join(workdir, 'metrics.jsonl')
@@ -94,6 +96,12 @@ class MainTest(absltest.TestCase):
       self.assertEqual(results[0][key], results[1][key])
     with open(os.path.join(workdir, 'config.json')) as f:
       self.assertEqual(json.load(f)['batch_size'], 16)  # the override was applied
+
+  def test_deterministic_flag_is_added_once(self):
+    self.assertEqual(main.with_deterministic_flag(''), main.DETERMINISTIC_FLAG)
+    self.assertEqual(main.with_deterministic_flag('--a=1'), '--a=1 ' + main.DETERMINISTIC_FLAG)
+    for given in ('--xla_gpu_deterministic_ops=false', '--a --xla_gpu_deterministic_ops'):
+      self.assertEqual(main.with_deterministic_flag(given), given)  # the user's choice
 
   def test_bad_override_is_rejected(self):
     done = subprocess.run(command(self.workdir, '--config.lrr=0.1'), env=self.env,
