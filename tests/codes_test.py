@@ -206,7 +206,12 @@ class CertificateTest(parameterized.TestCase):
       ('kerdock', lambda: kerdock.kerdock(16)),
       ('direct_sum', lambda: codes.construct(100, 25)),
       ('cross_polytope', lambda: np.concatenate([np.eye(5), -np.eye(5)])),
-      ('gold', lambda: algebraic.gold(500, 40)),
+      ('gold', lambda: algebraic.gold(500, 40)),  # Cyclic: 33 orbits, 15-16 rows each.
+      ('gold_whole_orbits', lambda: algebraic.gold(33 * 31, 31)),
+      # Cyclic orbits longer than the rows: shifts wrap around, so rows repeat.
+      ('cyclic_with_duplicates', lambda: np.stack([
+          np.roll(np.random.default_rng(3).choice([-1.0, 1.0], (3, 4))[i % 3], -(i // 3))
+          for i in range(50)])),
       ('random_blocks', lambda: codes.direct_sum(
           *np.random.default_rng(1).standard_normal((2, 40, 3)))),
       ('duplicates', lambda: np.repeat(np.random.default_rng(2).normal(size=(20, 4)), 2,
@@ -238,6 +243,16 @@ class CertificateTest(parameterized.TestCase):
     self.assertEqual(c['num_pairs_at_max'], 2 * per_code)
     self.assertFalse(certificates.certify(
         np.random.default_rng(0).normal(size=(10, 3)))['exact_arithmetic'])
+
+  def test_cyclic_orbits_are_found_and_only_where_they_hold(self):
+    # Gold rows are cyclic shifts listed shift-major: certified from the correlations.
+    p = algebraic.gold(2000, 128)  # Length 127: 129 orbits; plus an unused coordinate.
+    self.assertEqual(certificates.certify(p)['cyclic_components'], 1)
+    self.assertEqual(certificates._cyclic_stride(p[:, :127]), 129)  # pylint: disable=protected-access
+    q = p.copy()
+    q[1500, :127] = np.roll(q[1500, :127], 1)  # One row off its orbit: the dense path.
+    self.assertIsNone(certificates._cyclic_stride(q[:, :127]))  # pylint: disable=protected-access
+    self.assertEqual(certificates.certify(q)['cyclic_components'], 0)
 
 
 if __name__ == '__main__':
