@@ -1,5 +1,6 @@
 """Placement beyond the original: exact optima, bounds, the optimiser, codes, cache, CLI."""
 
+import io
 import os
 import subprocess
 import sys
@@ -326,11 +327,33 @@ class CacheAndCliTest(absltest.TestCase):
       a = prototypes.get_or_place('separation', 10, 3, seed=1, steps=50, restarts=1)
       files = sorted(os.listdir(tmp))
       self.assertLen(files, 2)  # .npy + .json
-      with mock.patch.object(prototypes, 'place', side_effect=AssertionError):
+      with mock.patch.object(prototypes, '_place_resolved', side_effect=AssertionError):
         b = prototypes.get_or_place('separation', 10, 3, seed=1, steps=50, restarts=1)
       np.testing.assert_array_equal(a, b)
       prototypes.get_or_place('separation', 10, 3, seed=1, steps=60, restarts=1)
       self.assertLen(os.listdir(tmp), 4)  # Other kwargs, other entry.
+      with mock.patch.object(prototypes, 'code_version', return_value='changed'):
+        prototypes.get_or_place('separation', 10, 3, seed=1, steps=50, restarts=1)
+      self.assertLen(os.listdir(tmp), 6)  # Other placement code, other entry.
+
+  def test_code_version_is_a_digest_of_the_placement_code(self):
+    version = prototypes.code_version()
+    self.assertRegex(version, '^[0-9a-f]{16}$')
+    prototypes.code_version.cache_clear()
+    real_open = open
+    def edited(path, mode='r', *args, **kwargs):  # One source file, one byte more.
+      f = real_open(path, mode, *args, **kwargs)
+      if path.endswith('separation.py') and 'b' in mode:
+        data = f.read() + b' '
+        f.close()
+        return io.BytesIO(data)
+      return f
+    try:
+      with mock.patch('builtins.open', edited):
+        self.assertNotEqual(prototypes.code_version(), version)
+    finally:
+      prototypes.code_version.cache_clear()
+    self.assertEqual(prototypes.code_version(), version)
 
   def test_cli(self):
     with tempfile.TemporaryDirectory() as tmp:

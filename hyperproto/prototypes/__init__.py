@@ -28,6 +28,7 @@ Methods (PLACEMENTS):
   uniformity      DL2PA's estimation: SGD on the uniformity loss (uniformity.py).
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -214,11 +215,29 @@ def _place_resolved(method: str, num_classes: int, dim: int, seed: int,
   return protos, resolved
 
 
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+  """A digest of the placement code (this package's .py files).
+
+  Part of every cache key: a placement cached before the code changed (`auto` choosing
+  differently, an optimiser fix) is placed again rather than reused. A run's own copy,
+  `<workdir>/prototypes.npy`, is what resuming reads, so this never changes a run.
+  """
+  digest = hashlib.sha256()
+  folder = os.path.dirname(os.path.abspath(__file__))
+  for name in sorted(os.listdir(folder)):
+    if name.endswith('.py'):
+      with open(os.path.join(folder, name), 'rb') as f:
+        digest.update(name.encode() + b'\0' + f.read())
+  return digest.hexdigest()[:16]
+
+
 def cache_key(method: str, num_classes: int, dim: int, seed: int,
               kwargs: dict[str, Any]) -> str:
-  """A file-name-safe key for every argument (kwargs must be JSON-serialisable)."""
+  """A file-name-safe key for every argument (kwargs must be JSON-serialisable) and the
+  code that places them (`code_version`)."""
   args = dict(method=method, num_classes=int(num_classes), dim=int(dim), seed=int(seed),
-              kwargs=_jsonable(kwargs))
+              kwargs=_jsonable(kwargs), code=code_version())
   digest = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:16]
   return f'{method}-{num_classes}c-{dim}d-seed{seed}-{digest}'
 
@@ -249,6 +268,7 @@ def place_with_metadata(method: str, num_classes: int, dim: int, seed: int = 300
   metrics = certify(protos)
   meta = dict(method=method, resolved_method=resolved, num_classes=int(num_classes),
               dim=int(dim), seed=int(seed), parameters=_jsonable(kwargs),
+              code_version=code_version(),
               seconds=round(seconds, 3), metrics=metrics,
               metrics_seconds=round(time.perf_counter() - start, 3))
   return protos, meta
