@@ -135,7 +135,13 @@ class ConstructTest(parameterized.TestCase):
       _, resolved = prototypes.auto_placement(200, 16, 0)
     self.assertEqual(resolved, 'separation')
     with mock.patch.object(separation, 'separation', return_value=worse) as opt:
-      prototypes.auto_placement(1000, 64, 0)  # Over budget: no random restarts.
+      prototypes.auto_placement(1000, 64, 0)  # Over budget: random starts cut to fit.
+    work = 1000**2 * (64 + prototypes.PAIR_WORK) * 4  # Per step of 4 restarts.
+    self.assertEqual(opt.call_args_list[0].kwargs['steps'],
+                     int(prototypes.AUTO_BUDGET / work))
+    self.assertIn('init', opt.call_args.kwargs)  # And the polished construction.
+    with mock.patch.object(separation, 'separation', return_value=worse) as opt:
+      prototypes.auto_placement(3000, 64, 0)  # Not even MIN_STEPS fit: no random starts.
     self.assertLen(opt.call_args_list, 1)
     self.assertIn('init', opt.call_args.kwargs)
 
