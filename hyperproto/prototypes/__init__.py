@@ -87,8 +87,8 @@ HOT_BUDGET = 1e10
 # best restarts finished by `separation.polish_minimax` (exact minimax, float64): the 8
 # best of the 64 (by max cos; in our measurements the best polished one was always among
 # them) and the best of each other run. For C <= TAMMES_MAX_C (a polish is ~1 s at
-# C = 200). Measured: within 0.05 degrees of every best-known packing for N <= 100
-# (docs/placement.md).
+# C = 200). Measured: within 0.01 degrees of every best-known packing for N = 15..100
+# (the target is 0.05; docs/placement.md).
 TAMMES = dict(temp_start=100.0, steps=1000, polish=8)
 TAMMES_BUDGET = 1e11
 TAMMES_MAX_C = 300
@@ -134,18 +134,19 @@ def auto_placement(num_classes: int, dim: int, seed: int = 300,
   cost = num_classes * num_classes * (dim + PAIR_WORK)
   results = []
   tammes = dim == 3 and num_classes <= TAMMES_MAX_C and not kwargs
-  polish, polished = (dict(polish=1), ', polished') if tammes else ({}, '')
+  finish = dict(polish=1) if tammes else {}  # In 3-D each run's best restart is polished.
   if code is None or cost * restarts * steps <= AUTO_BUDGET:
     if 'steps' not in kwargs:  # Steps the caller asks for are run as they are.
       steps = max(100, min(steps, int(AUTO_BUDGET / (cost * restarts))))
-    fit = dict(kwargs, steps=steps, **polish)
+    fit = dict(kwargs, steps=steps, **finish)
     results.append((separation_lib.separation(num_classes, dim, seed, **fit),
-                    'separation' + (' (polished)' if tammes else '')))
+                    'separation (polished)' if tammes else 'separation'))
     hot_restarts = min(16, int(HOT_BUDGET / (cost * HOT['steps'])))
     if not kwargs and hot_restarts >= 1:
       results.append((separation_lib.separation(num_classes, dim, seed, restarts=hot_restarts,
-                                                **HOT, **polish),
-                      f'separation (hot start{polished})'))
+                                                **HOT, **finish),
+                      'separation (hot start, polished)' if tammes
+                      else 'separation (hot start)'))
     wide = min(64, int(TAMMES_BUDGET / (cost * TAMMES['steps'])))
     if tammes and wide >= 1:
       results.append((separation_lib.separation(num_classes, dim, seed, restarts=wide,

@@ -23,10 +23,10 @@ Everything is float32 inside (cosines to ~1e-7, far below the 1e-3 target tolera
 the caller measures the result in float64.
 
 The smooth maximum stops short of the true minimax point (at temperature t its minimiser
-leaves the nearly-closest pairs ~1/t apart in cosine: 0.01-0.05 degrees at 100 points
-in 3-D). `polish_minimax` finishes the job exactly, in float64: sequential linear
-programming on the max cosine itself (`polish=k` in `separation` polishes the k best
-restarts; `auto` does so in 3-D).
+leaves the nearly-closest pairs ~1/t apart in cosine: up to 0.04 degrees short of the
+best-known packings of N <= 100 points in 3-D). `polish_minimax` finishes the job
+exactly, in float64: sequential linear programming on the max cosine itself (`polish=k`
+in `separation` polishes the k best restarts; `auto` does so in 3-D).
 """
 
 import functools
