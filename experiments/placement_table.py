@@ -10,6 +10,11 @@ Sections, each cell timed:
   * Codes: the Kerdock cells (288, 16), (4224, 64), (66048, 256) (exact to 1e-9) and
     (1000, 64) (<= 0.125 in <= 60 s).
   * 3-D: the proven Tammes optima N = 3..14 and 24 (within 0.05 degrees).
+  * 3-D, best known (`tammes`): N = 15..--tammes_max (but 24) against the best-known
+    packings of Hardin, Sloane and Smith (tabulated to N = 130, certificates.py): within
+    0.05 degrees in <= 60 s for N <= 100, reported beyond. Alone:
+      PYTHONPATH=. python experiments/placement_table.py --sections=tammes --noscale \
+          --output=experiments/results/placement_3d.md
   * Scale (`--scale`): C = 10,000 at d = 128 (auto), C = 100,000 at d = 512 from two
     256-d Kerdock codes (`construction`, family='kerdock') and by `auto` (the Gold code
     of length 511), each placed and certified in a fresh subprocess that reports its
@@ -24,6 +29,7 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Optional
 
 from absl import app
 from absl import flags
@@ -37,6 +43,12 @@ _SEED = flags.DEFINE_integer('seed', 300, 'Seed for every placement.')
 _HPN = flags.DEFINE_bool('hpn', True, 'Run the original recipe (10k steps) on the '
                          "paper's grid.")
 _SCALE = flags.DEFINE_bool('scale', True, 'Add the C=10,000 and C=100,000 rows.')
+_SECTIONS = flags.DEFINE_list('sections', ['grid', 'codes', 'proven', 'tammes'],
+                              "Sections to run: grid (the paper's), codes, proven (3-D, "
+                              'N = 3..14 and 24), tammes (3-D, N = tammes_min..tammes_max '
+                              'against the best known). --scale adds the scale rows.')
+_TAMMES_MIN = flags.DEFINE_integer('tammes_min', 15, 'First N of the tammes section.')
+_TAMMES_MAX = flags.DEFINE_integer('tammes_max', 200, 'Last N of the tammes section.')
 _CELL = flags.DEFINE_string('cell', None, 'Internal: place and certify one "C,d,family" '
                             'cell (family empty: auto), print JSON (the scale rows run '
                             'this in a subprocess).')
@@ -55,6 +67,10 @@ AT_MOST = {(1000, 64): 0.125, (100_000, 512): 0.0625,
            (10_000, 128): 15 / 127}  # The Gold code's max cos.
 # Time targets (placement + certificate), by (C, d, family); the paper's grid: 60 s.
 SECONDS = {(1000, 64, None): 60, (100_000, 512, 'kerdock'): 120, (100_000, 512, None): 120}
+# The tammes section's target, for N <= TAMMES_TARGET_N: within TAMMES_DEGREES of the best
+# known in <= 60 s.
+TAMMES_DEGREES = 0.05
+TAMMES_TARGET_N = 100
 
 
 def target(c: int, d: int, metrics: dict) -> tuple[float, float, str]:
@@ -116,6 +132,52 @@ def _row(c, d, m, hpn_cols=None, family=None) -> tuple[str, bool]:
   return '| ' + ' | '.join(str(x) for x in cols) + ' |', met
 
 
+def _tammes_row(n: int, m: dict) -> tuple[str, Optional[bool], Optional[float]]:
+  """A row of the tammes section; met (None: report only) and the gap in degrees."""
+  seconds = m['seconds'] + m['certify_seconds']
+  known, gap = m.get('best_known'), None
+  if known is not None:
+    gap = np.degrees(np.arccos(known)) - m['min_angle_deg']
+  met = None
+  if n <= TAMMES_TARGET_N:
+    met = gap is not None and gap <= TAMMES_DEGREES and seconds <= 60
+    met &= m['num_duplicates'] == 0
+  cols = [n, m['resolved'], f'{m["max_cos"]:.9f}', f'{m["min_angle_deg"]:.5f}°',
+          '–' if known is None else f'{np.degrees(np.arccos(known)):.5f}°',
+          '–' if gap is None else f'{gap:+.5f}°', f'{seconds:.1f} s',
+          'report only' if met is None else ('yes' if met else '**no**')]
+  return '| ' + ' | '.join(str(x) for x in cols) + ' |', met, gap
+
+
+def _tammes_section(seed: int) -> tuple[list[str], bool]:
+  """The tammes section's lines and whether every N <= TAMMES_TARGET_N met its target."""
+  rows, gaps, times, all_met = [], {}, [], True
+  for n in range(_TAMMES_MIN.value, _TAMMES_MAX.value + 1):
+    if n == 24:  # Proven (the snub cube): in the proven section.
+      continue
+    m = place_and_certify(n, 3, seed)
+    row, met, gap = _tammes_row(n, m)
+    all_met &= met is not False
+    gaps[n] = gap
+    times.append(m['seconds'] + m['certify_seconds'])
+    print(row, flush=True)
+    rows.append(row)
+  header = ['N', 'ours: method', 'max cos', 'min angle', 'best known', 'gap', 'time',
+            f'within {TAMMES_DEGREES}° in ≤ 60 s']
+  lines = _table('3-D: the best-known packings (Hardin, Sloane and Smith; not proven)',
+                 header, rows)
+  for lo, hi in ((_TAMMES_MIN.value, TAMMES_TARGET_N), (TAMMES_TARGET_N + 1, 10**9)):
+    known = {n: g for n, g in gaps.items() if lo <= n <= hi and g is not None}
+    if known:
+      worst = max(known, key=known.get)
+      within = sum(g <= TAMMES_DEGREES for g in known.values())
+      lines.append(f'N = {min(known)}..{max(known)}: {within} of {len(known)} within '
+                   f'{TAMMES_DEGREES}° of the best known; largest gap {known[worst]:+.5f}° '
+                   f'(N = {worst}); mean gap {np.mean(list(known.values())):+.5f}°.')
+  lines += [f'Slowest cell {max(times):.1f} s, all cells {sum(times):.0f} s.', '']
+  return lines, all_met
+
+
 def _table(title, header, rows):
   return [f'## {title}', '', '| ' + ' | '.join(header) + ' |',
           '|' + '---|' * len(header)] + rows + ['']
@@ -123,6 +185,10 @@ def _table(title, header, rows):
 
 def main(argv):
   del argv
+  unknown = set(_SECTIONS.value) - {'grid', 'codes', 'proven', 'tammes'}
+  if unknown:
+    raise app.UsageError(f'Unknown --sections {sorted(unknown)}; use grid, codes, proven, '
+                         'tammes.')
   if _CELL.value:
     c, d, family = _CELL.value.split(',')
     m = place_and_certify(int(c), int(d), _SEED.value, family)
@@ -138,9 +204,11 @@ def main(argv):
           'met', 'dups']
   tail = ['lower bounds', 'gap to the best bound', 'best known (gap)']
   all_met = True
-  sections = [('The paper\'s grid', GRID, True), ('Codes', CODES, False),
-              ('3-D: the proven Tammes optima', TAMMES, False)]
-  for title, cells, with_hpn in sections:
+  sections = [('grid', 'The paper\'s grid', GRID, True), ('codes', 'Codes', CODES, False),
+              ('proven', '3-D: the proven Tammes optima', TAMMES, False)]
+  for name, title, cells, with_hpn in sections:
+    if name not in _SECTIONS.value:
+      continue
     rows = []
     hpn_head = (['original (hpn, 10k): max cos', 'dups', 'time']
                 if with_hpn and _HPN.value else [])
@@ -157,6 +225,10 @@ def main(argv):
       print(row, flush=True)
       rows.append(row)
     lines += _table(title, base + hpn_head + tail, rows)
+  if 'tammes' in _SECTIONS.value:
+    tammes_lines, met = _tammes_section(_SEED.value)
+    lines += tammes_lines
+    all_met &= met
   if _SCALE.value:
     rows = []
     for c, d, family in SCALE:

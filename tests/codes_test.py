@@ -194,11 +194,24 @@ class CertificateTest(parameterized.TestCase):
     self.assertGreaterEqual(value + 1e-9, max(certificates.lower_bounds(n, 3).values()))
 
   def test_every_tabulated_value_respects_the_bounds(self):
-    for n in list(range(3, 15)) + [24]:
+    for n in range(3, 131):
       value, source = certificates.best_known(n, 3)
-      self.assertIn('proven', source)
+      self.assertEqual('not proven' in source, 14 < n != 24, n)
       self.assertGreaterEqual(value + 1e-9, max(certificates.lower_bounds(n, 3).values()))
-    self.assertIsNone(certificates.best_known(15, 3))
+      if n > 3:  # Dropping a point of an (N+1)-packing never raises its max cos.
+        self.assertLessEqual(certificates.best_known(n - 1, 3)[0], value + 1e-9, n)
+    self.assertIsNone(certificates.best_known(131, 3))
+
+  @parameterized.parameters((15, 53.6578501), (30, 38.5971159), (50, 29.7529564),
+                            (100, 21.0312020), (130, 18.5103522))
+  def test_best_known_3d_packings(self, n, degrees):
+    # The min angles of Sloane's table (neilsloane.com/packings/index.html, 7 decimals).
+    value, source = certificates.best_known(n, 3)
+    self.assertAlmostEqual(math.degrees(math.acos(value)), degrees, delta=6e-8)
+    self.assertIn(f'pack.3.{n}.txt', source)
+    c = certificates.certificate(n, 3, max_cos=value + 1e-4)
+    self.assertEqual(c['best_known'], value)
+    self.assertAlmostEqual(c['gap_to_best_known'], 1e-4, places=15)
 
   def test_kerdock_cell(self):
     m = metrics.separation_metrics(kerdock.kerdock(16))

@@ -67,17 +67,63 @@ _TAMMES_PROVEN = {
     24: (math.cos(math.radians(43.6907671)), 'Robinson 1961 (proven): snub cube'),
 }
 
+# Best known in 3-D, not proven, N = 15..130 (but 24): the max cos of the putatively
+# optimal packings of Hardin, Sloane and Smith (Tables of spherical codes, 1994-,
+# neilsloane.com/packings/dim3/pack.3.N.txt), recomputed in float64 from the coordinates
+# as mirrored in github.com/josephko91/spherical-code, data/text-files/ (commit 8f0aa27;
+# N = 124 is in integer form, coordinates x 2^30, good to ~1e-9). They agree to 1e-7
+# degrees with the min angles tabulated on Sloane's index page (N = 15..50 and every 5th
+# N to 130, quoted in public code), N = 15 with Cohn's table (0.5926059029...). Later
+# searches may have improved some; no N > 130 was found in a source at hand.
+_TAMMES_BEST_KNOWN = {
+    15: 0.592605903119, 16: 0.612294616594, 17: 0.628094415122, 18: 0.648695832367,
+    19: 0.673116887686, 20: 0.676477138212, 21: 0.699498431365, 22: 0.710306258719,
+    23: 0.722846985084, 25: 0.747398628774, 26: 0.754278177275, 27: 0.758389210828,
+    28: 0.773230262494, 29: 0.780281416181, 30: 0.781551875174, 31: 0.791118613372,
+    32: 0.793616614978, 33: 0.806397613652, 34: 0.810984337316, 35: 0.815937771682,
+    36: 0.817248185412, 37: 0.824892480359, 38: 0.826583259466, 39: 0.833991322545,
+    40: 0.837162072598, 41: 0.841236343124, 42: 0.843331551727, 43: 0.847208865556,
+    44: 0.848201378380, 45: 0.854249474198, 46: 0.857534166969, 47: 0.859122362378,
+    48: 0.859292295108, 49: 0.866691479133, 50: 0.868173209158, 51: 0.871484365033,
+    52: 0.872966708826, 53: 0.876189804061, 54: 0.877004306359, 55: 0.880785046635,
+    56: 0.881731578475, 57: 0.884363737662, 58: 0.886555745304, 59: 0.887855737237,
+    60: 0.889473567710, 61: 0.892008443369, 62: 0.893496850663, 63: 0.895036180879,
+    64: 0.896988167621, 65: 0.898259108649, 66: 0.899195777488, 67: 0.901198227867,
+    68: 0.902856921523, 69: 0.903831506358, 70: 0.905043036892, 71: 0.906396736784,
+    72: 0.906849285520, 73: 0.909571628655, 74: 0.910532623502, 75: 0.911390904738,
+    76: 0.912633133131, 77: 0.913536344808, 78: 0.914034438822, 79: 0.916195009515,
+    80: 0.916690360742, 81: 0.918117193792, 82: 0.919172412417, 83: 0.919937881967,
+    84: 0.920151698939, 85: 0.922004026399, 86: 0.922710627862, 87: 0.923567597303,
+    88: 0.924093912626, 89: 0.925099726347, 90: 0.926173483398, 91: 0.926844825217,
+    92: 0.927003416324, 93: 0.928418531987, 94: 0.928979461777, 95: 0.929811497470,
+    96: 0.930285673324, 97: 0.931051869103, 98: 0.931239991081, 99: 0.932727363300,
+    100: 0.933385128904, 101: 0.934025767121, 102: 0.934480088171, 103: 0.935207723062,
+    104: 0.935711381059, 105: 0.936434497743, 106: 0.937042014684, 107: 0.937517802204,
+    108: 0.937862018289, 109: 0.938798085649, 110: 0.939026290863, 111: 0.939797178832,
+    112: 0.940339774659, 113: 0.940847649105, 114: 0.941205445372, 115: 0.941916896842,
+    116: 0.942351017116, 117: 0.942866795115, 118: 0.943284384666, 119: 0.943652307933,
+    120: 0.943662307348, 121: 0.944744674589, 122: 0.945119903343, 123: 0.945482265530,
+    124: 0.945794395875, 125: 0.946396903835, 126: 0.946752784861, 127: 0.947265903113,
+    128: 0.947573544891, 129: 0.947971561156, 130: 0.948266309348,
+}
+_TAMMES_SOURCE = ('best known, not proven: Hardin, Sloane and Smith, Tables of spherical '
+                  'codes (neilsloane.com/packings/dim3/pack.3.{}.txt), min angle '
+                  'recomputed from the coordinates')
+
 
 def best_known(num_classes: int, dim: int) -> Optional[tuple[float, str]]:
   """(max cos, source) of the best placement known for (C, d), or None.
 
-  Known here: the proven 3-D optima above and the Kerdock codes (d^2 + 2d points in R^d,
-  d = 4^k, at 1/sqrt(d): optimal, Cohn, de Laat and Leijenhorst 2024; d = 4 is the
-  24-cell). Cells where a bound is reached (simplex, cross-polytope) are
-  certified by the bound itself and are not listed.
+  Known here: the proven 3-D optima above, the best-known (not proven) 3-D packings for
+  N = 15..130, and the Kerdock codes (d^2 + 2d points in R^d, d = 4^k, at 1/sqrt(d):
+  optimal, Cohn, de Laat and Leijenhorst 2024; d = 4 is the 24-cell). Cells where a
+  bound is reached (simplex, cross-polytope) are certified by the bound itself and are
+  not listed.
   """
   if dim == 3 and num_classes in _TAMMES_PROVEN:
     return _TAMMES_PROVEN[num_classes]
+  if dim == 3 and num_classes in _TAMMES_BEST_KNOWN:
+    return _TAMMES_BEST_KNOWN[num_classes], _TAMMES_SOURCE.format(num_classes)
   if dim in kerdock.VALID_DIMS and num_classes == kerdock.code_size(dim):
     return 1 / math.sqrt(dim), ('Kerdock code, optimal (Cohn, de Laat and Leijenhorst '
                                 '2024, arXiv 2403.16874)')

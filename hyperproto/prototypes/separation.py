@@ -21,6 +21,12 @@ dims (`ebv`).
 
 Everything is float32 inside (cosines to ~1e-7, far below the 1e-3 target tolerances);
 the caller measures the result in float64.
+
+The smooth maximum stops short of the true minimax point (at temperature t its minimiser
+leaves the nearly-closest pairs ~1/t apart in cosine: up to 0.04 degrees short of the
+best-known packings of N <= 100 points in 3-D). `polish_minimax` finishes the job
+exactly, in float64: sequential linear programming on the max cosine itself (`polish=k`
+in `separation` polishes the k best restarts; `auto` does so in 3-D).
 """
 
 import functools
@@ -29,6 +35,8 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import optimize as scipy_optimize
+from scipy import sparse
 
 
 LARGE_C = 4096  # From here on `separation` runs `separation_large` (no C x C Gram).
@@ -162,7 +170,8 @@ def separation(num_classes: int, dim: int, seed: int = 300, *, steps: int = 10_0
                riesz_steps: int = 0, riesz_lr: float = 0.01,
                init: Optional[np.ndarray] = None, triplets: Optional[np.ndarray] = None,
                labels: Optional[np.ndarray] = None,
-               pi_weight: float = 0.0, criterion: str = 'max_cos') -> np.ndarray:
+               pi_weight: float = 0.0, criterion: str = 'max_cos',
+               polish: int = 0) -> np.ndarray:
   """Best of `restarts` annealed smooth-max runs (see the module docstring).
 
   Args:
@@ -182,6 +191,8 @@ def separation(num_classes: int, dim: int, seed: int = 300, *, steps: int = 10_0
     criterion: 'max_cos' (the Tammes problem) or 'max_abs_cos' (minimise the max |cos|:
       no antipodal pairs; the EBV criterion). Large C (>= LARGE_C) supports 'max_cos'
       only.
+    polish: finish the `polish` best restarts (by max cos) with `polish_minimax` and
+      return the best of those (0: none). Needs criterion='max_cos' and no L_PI.
 
   Returns:
     C x d float64 unit rows.
@@ -199,6 +210,9 @@ def separation(num_classes: int, dim: int, seed: int = 300, *, steps: int = 10_0
     return separation_large(num_classes, dim, seed, init=_algebraic_start(num_classes, dim))
   if steps < 1 or restarts < 1:
     raise ValueError(f'Need steps >= 1 and restarts >= 1, got {steps}, {restarts}.')
+  if polish and (absolute or triplets is not None):
+    raise ValueError("polish finishes the max cos alone: it needs criterion='max_cos' "
+                     'and no triplets (L_PI). Set polish=0.')
   starts = np.random.default_rng(seed).standard_normal((restarts, num_classes, dim))
   if init is not None:
     init = np.asarray(init, np.float64)
@@ -218,6 +232,9 @@ def separation(num_classes: int, dim: int, seed: int = 300, *, steps: int = 10_0
   # Pick the best restart by the exact max cosine in float64 (with L_PI too: every
   # restart made the same trade of separation for semantics).
   scores = [_max_cos64(p, absolute) for p in out]
+  if polish:
+    out = np.stack([polish_minimax(out[r]) for r in np.argsort(scores)[:polish]])
+    scores = [_max_cos64(p) for p in out]
   return out[int(np.argmin(scores))]
 
 
@@ -227,6 +244,76 @@ def _max_cos64(p: np.ndarray, absolute: bool = False) -> float:
     cos = np.abs(cos)
   np.fill_diagonal(cos, -np.inf)
   return float(cos.max())
+
+
+def polish_minimax(protos_CxD: np.ndarray, *, iterations: int = 100, radius: float = 0.01,
+                   tol: float = 1e-15) -> np.ndarray:
+  """Lowers the max cosine to a local minimax point: sequential linear programming.
+
+  Each iteration moves every point p_i by B_i a_i in its tangent plane (B_i: an
+  orthonormal basis of it, a_i in [-r, r]^(d-1)) and solves the linear program
+
+    minimise s  subject to  cos_ij + (B_i^T p_j) . a_i + (B_j^T p_i) . a_j <= s
+
+  over the pairs that can reach the max within the trust radius r (cos_ij >= max -
+  4 r sqrt(d - 1)), then renormalises the rows. A step is kept only if the exact max
+  cosine (float64) goes down; the radius doubles after a step that achieves half the
+  predicted decrease and shrinks 4x after a rejected one. It stops when the linear model
+  predicts less than `tol`, after `iterations` programs, or once r < 1e-12. Where the
+  smooth maximum has found the right basin this reaches the best-known packing to
+  ~1e-10 in cosine (24 points in 3-D: the snub cube's 43.6907671 degrees from 43.6893).
+
+  Cost per iteration: the C x C Gram matrix and a sparse program with C (d - 1) + 1
+  variables (HiGHS); ~40 iterations, 0.1 s at C = 24 and 0.8 s at C = 200 in 3-D.
+
+  Returns:
+    C x d float64 unit rows whose max cosine is never above the input's.
+  """
+  p = np.asarray(protos_CxD, np.float64)
+  p = p / np.linalg.norm(p, axis=1, keepdims=True)
+  c, d = p.shape
+  k = d - 1
+  pair_i, pair_j = np.triu_indices(c, 1)
+  best = _max_cos64(p)
+  objective = np.zeros(c * k + 1)
+  objective[-1] = 1.0  # Minimise s, the last variable.
+  for _ in range(iterations):
+    if radius < 1e-12:
+      break
+    # Columns 1..d-1 of the QR of [p_i | I] span p_i's tangent plane.
+    frame = np.concatenate([p[:, :, None], np.broadcast_to(np.eye(d), (c, d, d))], axis=2)
+    basis_CxDxK = np.linalg.qr(frame)[0][:, :, 1:]
+    cos = (p @ p.T)[pair_i, pair_j]
+    near = cos >= best - 4 * radius * np.sqrt(k) - 1e-12
+    i, j, cos = pair_i[near], pair_j[near], cos[near]
+    m = len(i)
+    grad_i = np.einsum('nd,ndk->nk', p[j], basis_CxDxK[i])  # d cos_ij / d a_i.
+    grad_j = np.einsum('nd,ndk->nk', p[i], basis_CxDxK[j])
+    cols = np.concatenate([i[:, None] * k + np.arange(k), j[:, None] * k + np.arange(k),
+                           np.full((m, 1), c * k)], axis=1)
+    vals = np.concatenate([grad_i, grad_j, -np.ones((m, 1))], axis=1)
+    rows = np.repeat(np.arange(m), 2 * k + 1)
+    a_ub = sparse.csr_matrix((vals.ravel(), (rows, cols.ravel())), shape=(m, c * k + 1))
+    bounds = np.tile([-radius, radius], (c * k + 1, 1))
+    bounds[-1] = (-np.inf, np.inf)
+    res = scipy_optimize.linprog(objective, A_ub=a_ub, b_ub=-cos, bounds=bounds,
+                                 method='highs')
+    if res.status != 0:
+      radius /= 4
+      continue
+    predicted = best - res.x[-1]
+    if predicted <= tol:
+      break
+    q = p + np.einsum('ndk,nk->nd', basis_CxDxK, res.x[:-1].reshape(c, k))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    new = _max_cos64(q)
+    if new < best:
+      if best - new >= predicted / 2:
+        radius = min(2 * radius, 0.1)
+      p, best = q, new
+    else:
+      radius /= 4
+  return p
 
 
 @functools.partial(jax.jit, static_argnames=('max_steps',))
