@@ -281,7 +281,7 @@ def certify(protos_CxD: np.ndarray, block_rows: Optional[int] = None) -> dict:
   pairs = cross_pairs if cross_pairs and best - PAIR_TOL <= 0.0 else 0
   for scan in scans:
     pairs += scan.pairs_at_least(best - PAIR_TOL, best)
-    duplicates += scan.pairs_above(DUPLICATE_COS)
+    duplicates += scan.duplicates()
   out.update(scan_summary(num_classes, dim, nearest, pairs, duplicates, max_abs))
   out.update(exact_arithmetic=integer is not None, components=len(groups),
              cyclic_components=sum(isinstance(s, _CyclicScan) for s in scans))
@@ -300,7 +300,7 @@ class _DenseScan:
     self.nearest = np.full(n, -np.inf)
     self.max_abs = 0.0
     self.blocks = []  # (start, stop, block max, pairs within PAIR_TOL of it)
-    self.above = {}  # level -> pairs above it, for levels below some block's max
+    self.num_duplicates = 0
     running = -np.inf
     step = block_rows or int(np.clip(BLOCK_ENTRIES // n, 64, 2048))
     for a in range(0, n, step):
@@ -323,8 +323,7 @@ class _DenseScan:
         running = max(running, top * sq)
       self.blocks.append((a, b, top * sq, count))
       if top * sq > DUPLICATE_COS:
-        self.above[DUPLICATE_COS] = self.above.get(DUPLICATE_COS, 0) + int(
-            np.count_nonzero(gram > DUPLICATE_COS / sq))
+        self.num_duplicates += int(np.count_nonzero(gram > DUPLICATE_COS / sq))
 
   def block_gram(self, a: int, b: int) -> np.ndarray:
     """x_i . x_j for rows a:b against rows a: (pairs i < j; the others -inf)."""
@@ -343,9 +342,9 @@ class _DenseScan:
                                       >= level))
     return pairs
 
-  def pairs_above(self, level: float) -> int:
-    """Pairs with cos > level, for level = DUPLICATE_COS."""
-    return self.above.get(level, 0)
+  def duplicates(self) -> int:
+    """Pairs with cos > DUPLICATE_COS."""
+    return self.num_duplicates
 
 
 def _cyclic_stride(x_NxM: np.ndarray) -> Optional[int]:
@@ -447,7 +446,8 @@ class _CyclicScan:
       return 0
     return self._count(lambda v: v * self.sq >= level)
 
-  def pairs_above(self, level: float) -> int:
-    if self.nearest.max() <= level:
+  def duplicates(self) -> int:
+    """Pairs with cos > DUPLICATE_COS."""
+    if self.nearest.max() <= DUPLICATE_COS:
       return 0
-    return self._count(lambda v: v * self.sq > level)
+    return self._count(lambda v: v * self.sq > DUPLICATE_COS)
