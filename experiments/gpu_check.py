@@ -9,6 +9,8 @@ Parts, in this order, on whatever accelerator JAX sees:
              `python -m hyperproto.check_devices` (an all-reduce over every device);
   benchmark  experiments/benchmark.py's step: ResNet-32 CIFAR batch 128 in float32 and
              bfloat16, ResNet-34 at 224 batch 64 in bfloat16 (images/s, compile s);
+  deterministic  the float32 ResNet-32 step again with --xla_gpu_deterministic_ops=true
+             (what main.py --deterministic sets): its cost in speed;
   train      `train.train_and_evaluate` with configs/cifar100.py (the paper recipe) on
              synthetic data of CIFAR-100's shape (50,000 32x32 uint8, 100 classes) for
              --train_steps steps: steady images/s, first step and final evaluation
@@ -68,8 +70,8 @@ _CHILD_OUT = flags.DEFINE_string('child_out', None, 'Internal.')
 # name: share of the time budget, in the order the parts run. From the first run on one
 # H200 (2026-11-30, budget 400 s): devices 8.5 s, benchmark 82 s, train 39 s, input 35 s;
 # the 41 device tests did not fit in 115 s, so they run last and get what is left.
-SHARES = {'devices': 0.04, 'benchmark': 0.26, 'train': 0.14, 'input': 0.12,
-          'tests': 0.44}
+SHARES = {'devices': 0.04, 'benchmark': 0.26, 'deterministic': 0.07, 'train': 0.14,
+          'input': 0.12, 'tests': 0.44}
 MIN_PART_S = 10.0
 GRACE_S = 15.0  # between the Ctrl-C at a part's time limit and the SIGKILL
 RECIPE_EPOCHS = 250  # configs/cifar100.py (config_lib.paper_recipe)
@@ -124,11 +126,12 @@ def part_devices(out: dict, emit: Callable[[], None]) -> None:
   emit()
 
 
-def part_benchmark(out: dict, emit: Callable[[], None]) -> None:
+def part_benchmark(out: dict, emit: Callable[[], None],
+                   cases=(('resnet32', 'float32'), ('resnet32', 'bfloat16'),
+                          ('resnet34', 'bfloat16'))) -> None:
   from experiments import benchmark  # pylint: disable=g-import-not-at-top
   tiny = _ALLOW_CPU.value
-  for case, dtype in (('resnet32', 'float32'), ('resnet32', 'bfloat16'),
-                      ('resnet34', 'bfloat16')):
+  for case, dtype in cases:
     key = f'{case}_{dtype}'
     try:
       if tiny:  # The same step on a few images through reduced networks.
@@ -263,8 +266,16 @@ def part_input(out: dict, emit: Callable[[], None]) -> None:
   emit()
 
 
+def part_deterministic(out: dict, emit: Callable[[], None]) -> None:
+  """The float32 ResNet-32 step again, in a process whose XLA_FLAGS make every op
+  deterministic (what `main.py --deterministic` sets): its cost in speed."""
+  out['xla_flags'] = os.environ.get('XLA_FLAGS', '')
+  part_benchmark(out, emit, cases=(('resnet32', 'float32'),))
+
+
 CHILD_PARTS = {'devices': part_devices, 'benchmark': part_benchmark,
-               'train': part_train, 'input': part_input}
+               'deterministic': part_deterministic, 'train': part_train,
+               'input': part_input}
 
 
 def run_child(name: str, path: str) -> None:
@@ -333,11 +344,11 @@ class Runner:
       log.write(f'===== exit {rc if rc is not None else "timeout"}\n')
     return rc, output
 
-  def child(self, name: str, timeout: float) -> dict:
+  def child(self, name: str, timeout: float, env: Optional[dict] = None) -> dict:
     path = os.path.join(tempfile.gettempdir(), f'gpu_check_{os.getpid()}_{name}.json')
     forwarded = [a for a in sys.argv[1:] if not a.startswith(('--child', '--only'))]
     rc, output = self.run([sys.executable, os.path.abspath(__file__), f'--child={name}',
-                           f'--child_out={path}'] + forwarded, timeout)
+                           f'--child_out={path}'] + forwarded, timeout, env=env)
     result = {}
     if os.path.exists(path):
       with open(path) as f:
@@ -451,6 +462,13 @@ def summary(report: dict) -> str:
         elif isinstance(r, dict) and 'error' in r:
           cells.append(f'{key}: {r["error"]}')
       return '; '.join(cells)
+    if name == 'deterministic':
+      r = p.get('resnet32_float32', {})
+      base = parts.get('benchmark', {}).get('resnet32_float32', {}).get('images_per_s')
+      ratio = (f' ({r["images_per_s"] / base:.2f}x the benchmark part\'s)'
+               if base and 'images_per_s' in r else '')
+      return (f'resnet32_float32 with --xla_gpu_deterministic_ops=true: '
+              f'{r.get("images_per_s")} images/s{ratio}')
     if name == 'train':
       return (f'steady {p.get("steady_images_per_s")} images/s (batch '
               f'{p.get("batch_size")}, {p.get("steps")} steps), first step '
@@ -514,6 +532,9 @@ def main(argv):
         result = run_devices(runner, timeout)
       elif name == 'tests':
         result = run_tests(runner, timeout)
+      elif name == 'deterministic':
+        flags_ = f'{env.get("XLA_FLAGS", "")} --xla_gpu_deterministic_ops=true'.strip()
+        result = runner.child(name, timeout, env=dict(env, XLA_FLAGS=flags_))
       else:
         result = runner.child(name, timeout)
     except Exception as e:  # pylint: disable=broad-except

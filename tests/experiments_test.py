@@ -118,7 +118,8 @@ class ExperimentsTest(absltest.TestCase):
     # About a minute on 2 cores: the parts' processes, each compiling a reduced network.
     _, report, summary = self.gpu_check('--allow_cpu')
     parts = report['parts']
-    self.assertEqual(list(parts), ['devices', 'benchmark', 'train', 'input', 'tests'])
+    self.assertEqual(list(parts), ['devices', 'benchmark', 'deterministic', 'train',
+                                   'input', 'tests'])
     for name, part in parts.items():
       self.assertEqual(part['status'], 'ok', (name, part))
       self.assertIn(f'| {name} | ok |', summary)
@@ -128,6 +129,9 @@ class ExperimentsTest(absltest.TestCase):
     for key in ('resnet32_float32', 'resnet32_bfloat16', 'resnet34_bfloat16'):
       self.assertGreater(parts['benchmark'][key]['images_per_s'], 0, key)
       self.assertGreater(parts['benchmark'][key]['compile_s'], 0, key)
+    self.assertIn('--xla_gpu_deterministic_ops=true', parts['deterministic']['xla_flags'])
+    self.assertGreater(parts['deterministic']['resnet32_float32']['images_per_s'], 0)
+    self.assertIn('x the benchmark part', summary)
     train = parts['train']
     self.assertEqual(train['log_points'], [2, 4, 6, 8])
     for key in ('steady_images_per_s', 'first_step_s', 'final_eval_s',
