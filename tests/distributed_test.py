@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from unittest import mock
 
 import jax
@@ -33,20 +34,43 @@ def env(num_devices):
 
 
 def run_processes(args, num_processes=2, devices_per_process=2):
-  """Starts `python -m ARGS` as processes of one JAX run; returns their stdouts."""
+  """Starts `python -m ARGS` as processes of one JAX run; returns their stdouts.
+
+  If one process fails, the others (waiting for it in a collective) are killed at once
+  and its stderr is raised, rather than the test hanging until TIMEOUT_S.
+  """
   port = free_port()
+  logs = [(tempfile.TemporaryFile('w+'), tempfile.TemporaryFile('w+'))
+          for _ in range(num_processes)]
   procs = [subprocess.Popen(
       [sys.executable, '-m', *args, f'--coordinator_address=localhost:{port}',
        f'--num_processes={num_processes}', f'--process_id={i}'],
       env=env(devices_per_process), cwd=helpers.ROOT, text=True,
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(num_processes)]
-  outs = []
-  for p in procs:
-    out, err = p.communicate(timeout=TIMEOUT_S)
-    if p.returncode:
-      raise AssertionError(f'process failed ({p.returncode}): {err[-3000:]}')
-    outs.append(out)
-  return outs
+      stdout=out, stderr=err) for i, (out, err) in enumerate(logs)]
+  deadline = time.monotonic() + TIMEOUT_S
+  try:
+    while any(p.poll() is None for p in procs):
+      failed = [i for i, p in enumerate(procs) if p.poll()]
+      if failed or time.monotonic() > deadline:
+        for p in procs:
+          p.kill()
+        i = failed[0] if failed else 0
+        logs[i][1].seek(0)
+        raise AssertionError(f'process {i} {"failed" if failed else "timed out"}: '
+                             f'{logs[i][1].read()[-3000:]}')
+      time.sleep(0.1)
+    outs = []
+    for p, (out, err) in zip(procs, logs):
+      err.seek(0)
+      if p.returncode:
+        raise AssertionError(f'process failed ({p.returncode}): {err.read()[-3000:]}')
+      out.seek(0)
+      outs.append(out.read())
+    return outs
+  finally:
+    for out, err in logs:
+      out.close()
+      err.close()
 
 
 class MultiProcessTest(absltest.TestCase):

@@ -1,5 +1,6 @@
 """Placement: the exact simplex, the original recipe's known value, metrics, storage."""
 
+from concurrent import futures
 import os
 import tempfile
 
@@ -104,6 +105,24 @@ class StoreTest(absltest.TestCase):
         f.write(b'garbage')
       with self.assertRaisesRegex(ValueError, 'Cannot read prototypes'):
         prototypes.load(path)
+
+  def test_concurrent_saves_of_one_placement(self):
+    # Every process of a multi-host run saves the same placement into one shared cache.
+    # With one temporary name for all writers, a rename could find its file gone (and
+    # that process died while the others waited for it in a collective).
+    p = prototypes.place('simplex', 5, 4)
+    with tempfile.TemporaryDirectory() as tmp:
+      path = os.path.join(tmp, 'p.npy')
+
+      def writer():
+        for _ in range(25):
+          prototypes.save(path, p, {'method': 'simplex'})
+          np.testing.assert_array_equal(prototypes.load(path)[0], p)
+
+      with futures.ThreadPoolExecutor(8) as pool:
+        for job in [pool.submit(writer) for _ in range(8)]:
+          job.result()  # Re-raises a writer's error.
+      self.assertEqual(sorted(os.listdir(tmp)), ['p.json', 'p.npy'])  # No leftovers.
 
 
 if __name__ == '__main__':

@@ -1,8 +1,10 @@
 """Saving and loading placements: a float32 `.npy` plus a `.json` with how it was made."""
 
+import contextlib
 import hashlib
 import json
 import os
+import uuid
 from typing import Any, Optional
 
 import numpy as np
@@ -13,15 +15,32 @@ def sha256(array: np.ndarray) -> str:
 
 
 def save(path: str, protos: np.ndarray, metadata: Optional[dict[str, Any]] = None) -> None:
-  """Writes `path` (C x D float32) and `path` with `.json` instead of `.npy`."""
+  """Writes `path` (C x D float32) and `path` with `.json` instead of `.npy`.
+
+  Each file is written under a name of this writer's own and renamed into place, so a
+  reader never sees half a file and several processes may save the same placement at
+  once (every process of a multi-host run places the prototypes into one shared cache).
+  """
   protos = np.asarray(protos, np.float32)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + '.tmp.npy'
-  np.save(tmp, protos)
-  os.replace(tmp, path)  # Never leave a half-written file under the final name.
   meta = dict(metadata or {}, shape=list(protos.shape), sha256=sha256(protos))
-  with open(_json_path(path), 'w') as f:
-    json.dump(meta, f, indent=2, sort_keys=True)
+  with _private(path) as tmp:
+    np.save(tmp, protos)
+  with _private(_json_path(path)) as tmp:
+    with open(tmp, 'w') as f:
+      json.dump(meta, f, indent=2, sort_keys=True)
+
+
+@contextlib.contextmanager
+def _private(path: str):
+  """A temporary name beside `path`, unique to this writer, renamed to `path` on exit."""
+  tmp = f'{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{os.path.splitext(path)[1]}'
+  try:
+    yield tmp
+    os.replace(tmp, path)  # Atomic: readers see the old file or the new one, whole.
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
 
 
 def load(path: str) -> tuple[np.ndarray, dict[str, Any]]:
