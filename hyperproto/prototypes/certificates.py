@@ -431,12 +431,13 @@ class _CyclicScan:
       diffs = np.arange(-(ka - 1), kb)
       # Row pairs (k, l), k < K_a, l < K_b, with l - k = diff.
       mult = np.maximum(0, np.minimum(ka, kb - diffs) - np.maximum(0, -diffs))
-      hits = (test(shifts) & valid) @ mult  # a x b: row pairs of orbits a and b
+      passing = test(shifts) & valid
+      hits = passing @ mult  # a x b: row pairs of orbits a and b
       order = a[:, None] < b[None, :]
       total += int(hits[order].sum())
       same = a[:, None] == b[None, :]
       if same.any():  # Within an orbit: pairs k < l, difference > 0.
-        own = (test(shifts) & valid)[same][:, ka:] @ mult[ka:]
+        own = passing[same][:, ka:] @ mult[ka:]
         total += int(own.sum())
     return total
 
