@@ -30,17 +30,17 @@ rate and hyper-parameters), `config_lib.RECIPES` holds it and the method's modul
 
 Arguments: method (hpn | softmax | etf | maxsep | ebv | dl2pa | busemann), prototypes
 (default: `ours` for HPN, the method's own construction otherwise | ours | hpn | any
-placement), dim, backbone (cnn | resnet32 | ...), lr (0: the method's recipe, 0.01 for
-HPN), reduction ('': the method's recipe | sum | mean), epochs, steps (overrides
-epochs), batch, train_per_class (0: all), imbalance (0: balanced; e.g. 0.01 for
-CIFAR-10-LT), runlocal.
+placement), dim (default 10; maxsep: C - 1 = 9), backbone (cnn | resnet32 | ...), lr
+(0: the method's recipe, 0.01 for HPN), reduction ('': the method's recipe | sum |
+mean), epochs, steps (overrides epochs), batch, train_per_class (0: all), imbalance (0:
+balanced; e.g. 0.01 for CIFAR-10-LT), runlocal.
 """
 
 from hyperproto import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, prototypes='default', method='hpn', dim=10,
+  arg = config_lib.parse_arg(arg, prototypes='default', method='hpn', dim=0,
                              backbone='cnn', lr=0.0, epochs=2.0, steps=0, batch=128,
                              train_per_class=0, imbalance=0.0, reduction='',
                              runlocal=False)
@@ -48,8 +48,8 @@ def get_config(arg=None):
 
   # Task section.
   config.task = 'classification'
-  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim,
-                        default_prototypes='ours')
+  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim, default_dim=10,
+                        num_classes=10, default_prototypes='ours')
 
   # Data section: 50,000 train / 10,000 test, 32x32, uint8 on the device.
   config.data.name = 'cifar10_jpeg'

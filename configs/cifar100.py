@@ -18,12 +18,13 @@ Arguments (`:key=value,...`):
               | one_hot (dim=100) | embedding (the word2vec baseline) | semantic
               (separation + privileged information, Table 2)
   method      hpn | softmax (cross-entropy baseline, Table 3; dim is ignored) | etf |
-              maxsep (dim must be 99) | ebv | dl2pa | busemann: the fixed-prototype
+              maxsep (dim 99, its default) | ebv | dl2pa | busemann: the fixed-prototype
               methods (hyperproto/methods/), each with its paper's recipe where it
               differs from this one (`config_lib.RECIPES`: loss averaged over the
               batch, learning rate, hyper-parameters), the rest (ResNet-32, schedule,
               epochs, augmentation) the same for every method
-  dim         output dimension: Table 1 10/25/50/100, Table 2 3/5/10/25
+  dim         output dimension: Table 1 10/25/50/100, Table 2 3/5/10/25; default
+              100, the method's own where it fixes one (maxsep: 99)
   backbone    resnet32 (the paper) | densenet121 (the original's alternative) | any
               models.BACKBONES key for 32x32 inputs
   runlocal    a 20-step smoke run (CPU)
@@ -47,14 +48,14 @@ TABLE2 = [(p, d) for p in ('hpn', 'semantic', 'ours') for d in (3, 5, 10, 25)]
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, prototypes='default', method='hpn', dim=100,
+  arg = config_lib.parse_arg(arg, prototypes='default', method='hpn', dim=0,
                              backbone='resnet32', runlocal=False)
   config = config_lib.paper_recipe(config_lib.base_config())
 
   # Task section.
   config.task = 'classification'
-  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim,
-                        default_prototypes='hpn')
+  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim, default_dim=100,
+                        num_classes=100, default_prototypes='hpn')
 
   # Data section: 50,000 train / 10,000 test, 32x32, uint8 on the device.
   config.data.name = 'cifar100'

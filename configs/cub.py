@@ -13,7 +13,7 @@ batch 64, lr 0.01, ImageNet mean/std, 250 epochs, lr x 0.1 at 100 and 200. It ev
 with random crops (a bug); we evaluate on centre crops unless `:faithful_eval`.
 
 Arguments: prototypes (hpn | ours | one_hot | embedding | semantic), method (hpn |
-softmax), dim (default 200), backbone (resnet34), faithful_eval, runlocal.
+softmax), dim (default 200; maxsep: 199), backbone (resnet34), faithful_eval, runlocal.
 
 Paper numbers (test accuracy %): softmax 43.1 +- 0.6, HPN 47.3 +- 0.1 (Table 3).
 Runtime on one GPU: not measured yet (no GPU here).
@@ -23,14 +23,14 @@ from hyperproto import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, prototypes='default', method='hpn', dim=200,
+  arg = config_lib.parse_arg(arg, prototypes='default', method='hpn', dim=0,
                              backbone='resnet34', faithful_eval=False, runlocal=False)
   config = config_lib.paper_recipe(config_lib.base_config())
 
   # Task section.
   config.task = 'classification'
-  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim,
-                        default_prototypes='hpn')
+  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim, default_dim=200,
+                        num_classes=200, default_prototypes='hpn')
 
   # Data section: streamed, RandomResizedCrop(224) + flip while decoding.
   config.data.name = 'cub'

@@ -14,7 +14,7 @@ batch 128, RandomCrop(64, padding=4) + flip, ImageNet mean/std, 250 epochs, lr x
 100 and 200.
 
 Arguments: prototypes (hpn | ours | one_hot | embedding | semantic), method (hpn |
-softmax), dim (default 200, as the paper: one dimension per class), backbone, data
+softmax), dim (default 200, as the paper: one dimension per class; maxsep: 199), backbone, data
 (imagenet200 | tiny_imagenet200), runlocal.
 
 Paper numbers (test accuracy %): softmax 44.2 +- 0.0, HPN 46.4 +- 0.0 (Table 3).
@@ -25,14 +25,14 @@ from hyperproto import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, prototypes='default', method='hpn', dim=200,
+  arg = config_lib.parse_arg(arg, prototypes='default', method='hpn', dim=0,
                              backbone='resnet32_64', data='imagenet200', runlocal=False)
   config = config_lib.paper_recipe(config_lib.base_config())
 
   # Task section.
   config.task = 'classification'
-  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim,
-                        default_prototypes='hpn')
+  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim, default_dim=200,
+                        num_classes=200, default_prototypes='hpn')
 
   # Data section: 64x64, uint8 on the device.
   config.data.name = arg.data

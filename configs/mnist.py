@@ -16,7 +16,7 @@ schedule; HPN joint (10-d output: angle on the full z, 10 digit prototypes in 9-
 multi-task baseline (softmax + MSE heads) on the same backbone and budget. Measured
 results: experiments/results/mnist.md.
 
-Arguments: method (hpn | multitask), task (joint | classification | regression), dim,
+Arguments: method (hpn | multitask), task (joint | classification | regression), dim (default 10),
 prototypes (ours | hpn), lr, epochs, runlocal.
 """
 
@@ -24,14 +24,14 @@ from hyperproto import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, method='hpn', task='joint', prototypes='default', dim=10,
+  arg = config_lib.parse_arg(arg, method='hpn', task='joint', prototypes='default', dim=0,
                              lr=0.01, epochs=1.0, runlocal=False)
   config = config_lib.base_config()
 
   # Task section.
   config.task = arg.task
-  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim,
-                        default_prototypes='ours')
+  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim, default_dim=10,
+                        num_classes=10, default_prototypes='ours')
   config.joint_weight = 0.5
 
   # Data section: 60,000 train / 10,000 test at 28x28, uint8 on the device.

@@ -37,8 +37,8 @@ def get_config(arg=None):
   if arg.task not in ('regression', 'joint'):
     raise ValueError(f'OmniArt trains task=regression or task=joint, not {arg.task!r}.')
   config.task = arg.task
-  config_lib.set_method(config, arg.method, arg.prototypes,
-                        arg.dim or (47 if arg.task == 'joint' else 2),
+  config_lib.set_method(config, arg.method, arg.prototypes, arg.dim,
+                        default_dim=47 if arg.task == 'joint' else 2,
                         default_prototypes='hpn')
   config.joint_weight = 0.5
 

@@ -5,7 +5,10 @@ default, so this file is the complete list of options. Dataset configs in `confi
 start from `base_config()` and override.
 """
 
-from typing import Any, Optional
+import difflib
+import importlib.util
+import os
+from typing import Any, Optional, Sequence
 
 import ml_collections
 from ml_collections import config_dict
@@ -46,6 +49,89 @@ def parse_arg(arg: Optional[str], **spec: Any) -> ml_collections.ConfigDict:
                          f'{type(default).__name__}.') from e
   out.lock()
   return out
+
+
+# Names other codebases give to our fields (big_vision, the Flax examples, PyTorch
+# scripts): a misspelt or foreign name is answered with ours.
+ALIASES = {
+    'learning_rate': 'lr', 'base_lr': 'lr', 'wd': 'weight_decay',
+    'batchsize': 'batch_size', 'bs': 'batch_size', 'epochs': 'num_epochs',
+    'total_epochs': 'num_epochs', 'steps': 'num_steps', 'num_train_steps': 'num_steps',
+    'total_steps': 'num_steps', 'optim': 'optimizer', 'optimiser': 'optimizer',
+    'dimension': 'dim', 'output_dim': 'dim',
+}
+
+
+def nearest_fields(name: str, fields: Sequence[str], n: int = 3) -> list[str]:
+  """The fields of `fields` nearest to a misspelt `name` (also through `ALIASES`):
+  close matches first, else the `n` most similar names."""
+  fields = list(fields)
+  known = {alias: target for alias, target in ALIASES.items() if target in fields}
+  close = difflib.get_close_matches(name, fields + list(known), n=n, cutoff=0.6)
+  out = list(dict.fromkeys(known.get(c, c) for c in close))
+  if not out:
+    ratio = lambda f: difflib.SequenceMatcher(None, name, f).ratio()
+    out = sorted(fields, key=ratio, reverse=True)[:n]
+  return out
+
+
+def unknown_field(config: ml_collections.ConfigDict, path: str) -> Optional[str]:
+  """None where `config` has the dotted `path` (e.g. 'model.kwargs.widths'), else one
+  line naming the missing field and the nearest ones that exist."""
+  node, parts = config, path.split('.')
+  for i, part in enumerate(parts):
+    if not isinstance(node, (ml_collections.ConfigDict, dict)):
+      return (f'config.{".".join(parts[:i])} is a {type(node).__name__}, not a '
+              f'section: it has no field {part!r}.')
+    if part not in node:
+      where = 'config' + ''.join(f'.{p}' for p in parts[:i])
+      fields = sorted(node.keys())
+      if not fields:
+        return (f'{where} has no field {part!r}: it declares none (add it in the '
+                f'config file, or to base_config in hyperproto/config_lib.py).')
+      deeper = [f'{where}.{p}' for p in _paths(node) if p.endswith(f'.{part}')]
+      return (f'{where} has no field {part!r}; did you mean '
+              f'{" or ".join(deeper or nearest_fields(part, fields))}? (every field '
+              f'with its default: base_config in hyperproto/config_lib.py)')
+    node = node[part]
+  return None
+
+
+def _paths(node: ml_collections.ConfigDict, prefix: str = '') -> list[str]:
+  """Every dotted field path below `node`."""
+  out = []
+  for key, value in node.items():
+    out.append(prefix + key)
+    if isinstance(value, ml_collections.ConfigDict):
+      out += _paths(value, f'{prefix}{key}.')
+  return out
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+  """`get_config` of a `--config` value, 'path/to/config.py[:arg]', as config_flags
+  loads it."""
+  path, _, arg = spec.partition(':')
+  module_spec = importlib.util.spec_from_file_location('_hyperproto_config', path)
+  if module_spec is None or not os.path.exists(path):
+    raise ValueError(f'No config file at {path!r}.')
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def override_error(argv: Sequence[str], flag: str = 'config') -> Optional[str]:
+  """The first `--config.PATH=VALUE` of `argv` that names no field of the config given
+  by `--config=...`, as one line (None where every path exists or there is no config)."""
+  spec = next((a.split('=', 1)[1] for a in argv if a.startswith(f'--{flag}=')), None)
+  if spec is None:
+    return None
+  config = load_config_file(spec)
+  for item in argv:
+    if item.startswith(f'--{flag}.'):
+      path = item[len(flag) + 3:].split('=', 1)[0]
+      if (problem := unknown_field(config, path)) is not None:
+        return f'{item}: {problem}'
+  return None
 
 
 # `:prototypes=` of the dataset configs -> hyperproto.prototypes placement. `default`:
@@ -114,13 +200,18 @@ def family_cells(dim: int, num_classes: int) -> list[str]:
 
 
 def set_method(config: ml_collections.ConfigDict, method: str, prototypes: str,
-               dim: int, default_prototypes: str = 'ours') -> ml_collections.ConfigDict:
+               dim: int, *, default_dim: int, num_classes: Optional[int] = None,
+               default_prototypes: str = 'ours') -> ml_collections.ConfigDict:
   """Applies the `:method=`, `:prototypes=` and `:dim=` arguments of a dataset config.
 
   `method` is hpn, a baseline (softmax, mse, multitask) or a `hyperproto.methods` key
   (classification only; the config then applies its `RECIPES` entry, `apply_recipe`).
   `prototypes` is a `PROTOTYPES` key, any `hyperproto.prototypes` placement, or
   'default': `default_prototypes` for HPN, the method's own construction otherwise.
+  `dim` 0 leaves the output dimension to the config and the method: `default_dim` (the
+  config's), or what the method needs with `num_classes` classes (`Method.default_dim`:
+  max-separation C - 1). An explicit `dim` is kept as it is; one the method cannot use
+  is the method's clear error when the run starts.
   """
   if method not in method_names():
     raise ValueError(f'Unknown method {method!r}; use one of {method_names()}.')
@@ -145,6 +236,13 @@ def set_method(config: ml_collections.ConfigDict, method: str, prototypes: str,
     raise ValueError(f'Unknown prototypes {prototypes!r}; use default, one of '
                      f'{sorted(PROTOTYPES)} or a placement of hyperproto.prototypes '
                      f'({sorted(protos_lib.PLACEMENTS)}).')
+  if dim < 0:
+    raise ValueError(f'dim={dim}: the output dimension must be positive (0: the '
+                     f'default, {default_dim} or what the method needs).')
+  if dim == 0:
+    dim = default_dim
+    if method in methods_lib.METHODS and num_classes is not None:
+      dim = methods_lib.METHODS[method].default_dim(num_classes, default_dim)
   config.dim = dim
   return config
 

@@ -16,6 +16,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from hyperproto import config_lib
 from hyperproto import cpu_tuning
 from hyperproto import distributed
 from hyperproto import train
@@ -53,6 +54,19 @@ class _QuietOrbax(std_logging.Filter):
     return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
 
 
+def parse_flags(argv):
+  """absl's flag parsing, with a misspelt `--config.FIELD=` answered in one line
+  (the field, the nearest ones) instead of ml_collections' chained traceback."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError):
+    problem = config_lib.override_error(argv)
+    if problem is None:
+      raise
+    print(f'FATAL Flags parsing error: {problem}', file=sys.stderr)
+    sys.exit(1)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -84,4 +98,4 @@ def main(argv):
 
 if __name__ == '__main__':
   jax.config.config_with_absl()
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

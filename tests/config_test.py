@@ -72,6 +72,32 @@ class DigitsConfigTest(parameterized.TestCase):
     self.assertEqual((fv.config.task, fv.config.dim), ('regression', 3))
 
 
+class UnknownFieldTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      ('batchsize', "config has no field 'batchsize'; did you mean batch_size"),
+      ('lerning_rate', 'did you mean lr?'),  # through the alias learning_rate
+      ('wd', 'did you mean weight_decay?'),
+      ('model.nme', "config.model has no field 'nme'; did you mean name"),
+      ('lr.x', 'config.lr is a float, not a section'))
+  def test_names_the_field_and_the_nearest(self, path, message):
+    self.assertIn(message, config_lib.unknown_field(digits.get_config(), path))
+
+  @parameterized.parameters('batch_size', 'model.kwargs.widths', 'data.kwargs.imbalance')
+  def test_existing_fields_pass(self, path):
+    self.assertIsNone(config_lib.unknown_field(digits.get_config(), path))
+
+  def test_override_error_loads_the_config_with_its_argument(self):
+    argv = ['prog', f'--config={digits.__file__}:task=regression', '--config.lr=0.1',
+            '--config.model.widths=(8,)']
+    self.assertEqual(config_lib.override_error(argv),
+                     "--config.model.widths=(8,): config.model has no field 'widths'; "
+                     'did you mean config.model.kwargs.widths? (every field with its '
+                     'default: base_config in hyperproto/config_lib.py)')
+    self.assertIsNone(config_lib.override_error(argv[:3]))
+    self.assertIsNone(config_lib.override_error(['prog', '--config.lr=1']))
+
+
 PAPER_CONFIGS = {  # config: (batch, lr, backbone, data, augmentation in the step)
     'cifar100': (128, 0.01, 'resnet32', 'cifar100', 'crop_flip'),
     'imagenet200': (128, 0.01, 'resnet32_64', 'imagenet200', 'crop_flip'),
@@ -171,6 +197,22 @@ class PaperConfigTest(parameterized.TestCase):
     # An explicit placement wins over the method's own.
     config = load(name).get_config(f'method={method},dim={dim},prototypes=ours')
     self.assertEqual(config.prototypes.method, 'auto')
+
+  @parameterized.parameters(*CLASSIFICATION)
+  def test_the_method_chooses_dim_where_the_config_leaves_it_open(self, name):
+    num_classes = CLASSIFICATION[name]
+    info = data_lib.DatasetInfo(name=name, num_classes=num_classes, class_names=(),
+                                image_shape=(32, 32, 3), mean=(0.0,), std=(1.0,))
+    for method in config_lib.FAMILY:
+      config = load(name).get_config(f'method={method}')
+      expected = {'maxsep': num_classes - 1}.get(method, num_classes if name != 'cifar10'
+                                                  else 10)
+      self.assertEqual(config.dim, expected, method)
+      train.make_objective(config, info)  # Every default passes the method's check.
+    # An explicit dim is kept, and one the method cannot use is its clear error.
+    config = load(name).get_config(f'method=maxsep,dim={num_classes}')
+    with self.assertRaisesRegex(ValueError, f'set dim={num_classes - 1}'):
+      train.make_objective(config, info)
 
   @parameterized.parameters(('cifar100', 'method=mse', 'regression baseline'),
                             ('cifar100', 'prototypes=best', 'Unknown prototypes'),

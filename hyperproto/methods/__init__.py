@@ -13,7 +13,10 @@ and it defines
     distance);
   * `defaults`: its hyper-parameters (`config.method_kwargs.<name>`) and their defaults;
   * `check(num_classes, dim)`: None, or an error message when the method cannot run
-    with that output dimension (the fix included).
+    with that output dimension (the fix included);
+  * `default_dim(num_classes, dim)`: the output dimension a dataset config uses when
+    its `:dim=` is left open, given the config's own default `dim` (max-separation:
+    C - 1, whatever the config's default; ETF: at least C - 1).
 
 `protos` is the whole dict the steps receive: `classes`, plus whatever the method keeps
 in it (DL2PA's label-to-prototype assignment).
@@ -58,6 +61,8 @@ class Method:
     scores: (z_BxD, protos, **hparams) -> B x C; argmax predicts, max scores open-set.
     defaults: hyper-parameters (names -> defaults), set through `config.method_kwargs.<name>`.
     check: (num_classes, dim) -> None or an error message.
+    default_dim: (num_classes, the config's default dim) -> the dim to use when the
+      user leaves it open; `check` must accept it.
     state_init: (classes_CxD, seed, **hparams) -> the method's initial training state
       (a dict of NumPy arrays), or None for a method without state.
     state_update: the in-step update of that state (see the module docstring).
@@ -71,6 +76,7 @@ class Method:
   scores: Callable[..., Array]
   defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   check: Callable[[int, int], Optional[str]] = lambda num_classes, dim: None
+  default_dim: Callable[[int, int], int] = lambda num_classes, dim: dim
   state_init: Optional[Callable[..., dict[str, np.ndarray]]] = None
   state_update: Optional[Callable[..., dict[str, Array]]] = None
   state_refresh: Optional[Callable[..., dict[str, np.ndarray]]] = None

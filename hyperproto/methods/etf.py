@@ -118,4 +118,5 @@ METHOD = Method(
     scores=etf_scores,
     defaults=dict(loss='dr', given_ew=True),
     check=_check,
+    default_dim=lambda num_classes, dim: max(dim, num_classes - 1),
 )

@@ -50,4 +50,5 @@ METHOD = Method(
     scores=maxsep_scores,
     defaults=dict(radius=1.0),
     check=_check,
+    default_dim=lambda num_classes, dim: num_classes - 1,
 )
