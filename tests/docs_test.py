@@ -136,5 +136,37 @@ class DocsTest(parameterized.TestCase):
     self.assertEqual(result.returncode, 0, f'{where}: {command}\n{result.stderr[-3000:]}')
 
 
+class ClaimsTest(absltest.TestCase):
+  """Claims of the docs that a cheap look at the code can check."""
+
+  def test_layout_names_every_module(self):
+    text = open(os.path.join(ROOT, 'CONTRIBUTING.md'), encoding='utf-8').read()
+    block = text.split('## Layout', 1)[1].split('```', 2)[1]
+    listed = set(re.findall(r'^  (\w+(?:\.py|/))\s', block, re.M))
+    package = os.path.join(ROOT, 'hyperproto')
+    present = {n + '/' if os.path.isdir(os.path.join(package, n)) else n
+               for n in os.listdir(package)
+               if n.endswith('.py') and n != '__init__.py'
+               or os.path.exists(os.path.join(package, n, '__init__.py'))}
+    self.assertEqual(listed, present, 'CONTRIBUTING.md ## Layout vs hyperproto/')
+
+  def test_device_test_count(self):
+    text = open(os.path.join(ROOT, 'CONTRIBUTING.md'), encoding='utf-8').read()
+    claimed = int(re.search(r'`@pytest.mark.device` \((\d+) tests today\)', text).group(1))
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    done = subprocess.run(
+        [sys.executable, '-m', 'pytest', '--collect-only', '-q', '-m', 'device',
+         '-p', 'no:xdist', '-p', 'no:cacheprovider', '-o', 'addopts=', 'tests'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    collected = re.search(r'^(\d+)/\d+ tests collected', done.stdout, re.M)
+    self.assertIsNotNone(collected, done.stdout[-2000:] + done.stderr[-2000:])
+    self.assertEqual(int(collected.group(1)), claimed,
+                     'CONTRIBUTING.md: the number of device tests')
+
+  def test_workdir_list_is_parsed(self):  # tests/train_test.py compares it with a run's
+    self.assertContainsSubset({'config.json', 'metrics.jsonl', 'results.json',
+                               'curves.png', 'prototypes.png'}, helpers.workdir_files())
+
+
 if __name__ == '__main__':
   absltest.main()

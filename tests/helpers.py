@@ -2,6 +2,7 @@
 
 import functools
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -75,3 +76,11 @@ def needs_devices(n):
 def final_params(workdir):
   """The params of the newest checkpoint in `workdir` (as NumPy arrays)."""
   return jax.device_get(export.load_checkpoint(workdir)[1]['params'])
+
+
+def workdir_files() -> set[str]:
+  """The files docs/training.md says a finished run's workdir holds (its bullet
+  '**The workdir** holds ...'): the backticked names with an extension."""
+  text = open(os.path.join(ROOT, 'docs', 'training.md'), encoding='utf-8').read()
+  bullet = re.search(r'^- \*\*The workdir\*\* holds (.+?)(?=^- |^$)', text, re.M | re.S)
+  return set(re.findall(r'`([\w.]+\.\w+)`', bullet.group(1)))
