@@ -163,6 +163,15 @@ class ClaimsTest(absltest.TestCase):
     self.assertEqual(int(collected.group(1)), claimed,
                      'CONTRIBUTING.md: the number of device tests')
 
+  def test_gpu_check_sample_has_every_part_in_order(self):
+    sys.path.insert(0, os.path.join(ROOT, 'experiments'))
+    import gpu_check  # pylint: disable=g-import-not-at-top
+    text = open(os.path.join(ROOT, 'docs', 'performance.md'), encoding='utf-8').read()
+    sample = text.split('--allow_cpu: tiny sizes, not a measurement of anything).', 1)[1]
+    rows = re.findall(r'^\| (\w+) \| (?:ok|failed|skipped)', sample, re.M)
+    self.assertEqual(rows[:len(gpu_check.SHARES)], list(gpu_check.SHARES),
+                     'docs/performance.md: the --allow_cpu sample table')
+
   def test_workdir_list_is_parsed(self):  # tests/train_test.py compares it with a run's
     self.assertContainsSubset({'config.json', 'metrics.jsonl', 'results.json',
                                'curves.png', 'prototypes.png'}, helpers.workdir_files())
