@@ -214,6 +214,12 @@ class ConvertTest(absltest.TestCase):
                                 r'-m hyperproto.data.prepare --dataset=tfds:pets:1.2.0 '
                                 f'--data_dir={self.tmp}$'):
       data.load('tfds:pets', data_dir=self.tmp)
+    info['fileFormat'] = 'riegeli'
+    with open(os.path.join(self.path, 'dataset_info.json'), 'w') as f:
+      json.dump(info, f)
+    with self.assertRaisesRegex(ValueError, 'prepared as riegeli; only tfrecord is '
+                                'converted'):
+      prepare.prepare('tfds:pets', data_dir=self.tmp)
 
   def test_converts_bit_for_bit_and_trains(self):
     report = prepare.prepare('tfds:pets', data_dir=self.tmp)
