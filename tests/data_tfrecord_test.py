@@ -284,6 +284,15 @@ class ConvertTest(absltest.TestCase):
       generic.convert('pets', self.tmp, out_data_dir=out)
     with self.assertRaisesRegex(ValueError, 'array_record already: nothing to convert'):
       generic.convert('pets', out)
+    # Converted beside the tfrecord shards too, then again elsewhere: the copy's one
+    # format is array_record.
+    generic.convert('pets', self.tmp)
+    shards = {f: listing(final)[f] for f in os.listdir(final) if 'array_record-' in f}
+    generic.convert('pets', self.tmp, out_data_dir=out, overwrite=True)
+    self.assertEqual(sorted(os.listdir(out)), ['pets'])
+    self.assertEqual({f: listing(final)[f] for f in shards}, shards)
+    self.assertNotIn('alternativeFileFormats', self.info(final))
+    self.assertEqual(self.info(final)['fileFormat'], 'array_record')
 
   def test_bad_shards_leave_nothing_behind(self):
     path = self.shard('train', 1)

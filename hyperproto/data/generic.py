@@ -26,6 +26,7 @@ import time
 from typing import Any, Optional, Sequence, Union
 
 from absl import logging
+from array_record.python import array_record_module
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -183,7 +184,7 @@ def convert(spec: str, data_dir: Optional[str] = None,
   miscounted shard is an error naming it, and leaves nothing behind.
 
   Returns:
-    A report: examples per split, shards, bytes, seconds, records per second, and
+    A report: examples per split, shards, megabytes, seconds, records per second, and
     `converted`, the version directory that now holds the array_record shards.
   """
   name, version = parse(spec)
@@ -232,7 +233,6 @@ def _check_convertible(proto, source: str, spec: str, final: str, in_place: bool
 
 def _convert_splits(proto, source: str, out: str) -> dict[str, Any]:
   """Every tfrecord shard of `source` as an array_record shard in `out`."""
-  from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
   splits = tfds.core.dataset_info.get_split_dict_from_proto(proto, source, TFRECORD)
   report, start, total, size = {}, time.perf_counter(), 0, 0
   for split in splits.values():
@@ -295,18 +295,18 @@ def _commit_elsewhere(proto, source: str, source_root: str, tmp: str,
   splits = tfds.core.dataset_info.get_split_dict_from_proto(proto, source, TFRECORD)
   shards = {os.path.basename(p) for s in splits.values() for p in s.filepaths}
   for f in sorted(os.listdir(source)):  # features.json, <label>.labels.txt, ...
-    if (f not in shards and f != 'dataset_info.json'
-        and os.path.isfile(os.path.join(source, f))):
+    if (f not in shards and f != 'dataset_info.json' and not os.path.exists(
+        os.path.join(tmp, f)) and os.path.isfile(os.path.join(source, f))):
       shutil.copy2(os.path.join(source, f), os.path.join(tmp, f))
   tfds.core.dataset_info.add_tfds_data_source_access(
       proto, tfds.core.naming.DatasetReference(
           dataset_name=proto.name, config=proto.config_name or None,
           version=proto.version, data_dir=source_root))
   proto.file_format = ARRAY_RECORD
+  if ARRAY_RECORD in proto.alternative_file_formats:  # (converted beside it before)
+    proto.alternative_file_formats.remove(ARRAY_RECORD)
   tfds.core.dataset_info.write_dataset_info_proto(proto, tmp)
   os.makedirs(os.path.dirname(final), exist_ok=True)
-  old = None
   if os.path.exists(final):  # (with overwrite: checked before converting)
-    old = tempfile.mkdtemp(prefix='.hyperproto-old-', dir=os.path.dirname(tmp))
-    os.rename(final, os.path.join(old, 'version'))
+    os.rename(final, os.path.join(os.path.dirname(tmp), 'replaced'))  # (removed with it)
   os.rename(tmp, final)
