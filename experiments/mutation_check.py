@@ -153,6 +153,15 @@ MUTATIONS = (
              'jnp.tanh(jnp.clip(norm_Bx1, -TANH_CLAMP, TANH_CLAMP))',
              'jnp.tanh(0.5 * jnp.clip(norm_Bx1, -TANH_CLAMP, TANH_CLAMP))',
              ('tests/busemann_test.py',), k='not learns'),
+    # TFRecord reading that trusts the data checksums, and a conversion that trusts a
+    # shard's record count.
+    Mutation('tfrecord_data_checksum_ignored', 'hyperproto/data/tfrecord.py',
+             'bad = np.flatnonzero(length_bad | data_bad)',
+             'bad = np.flatnonzero(length_bad)',
+             ('tests/data_tfrecord_test.py',), k='corrupt or bad_shards'),
+    Mutation('tfrecord_shard_count_ignored', 'hyperproto/data/generic.py',
+             'if count != expected:', 'if False:',
+             ('tests/data_tfrecord_test.py',), k='bad_shards'),
     # DL2PA: the feature memory from this device's examples only (not psum-ed).
     Mutation('dl2pa_memory_not_summed_over_devices', 'hyperproto/methods/dl2pa.py',
              'jax.lax.psum((onehot_BxC.T @ x_BxD, onehot_BxC.sum(0)), axis_name)',

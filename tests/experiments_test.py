@@ -101,6 +101,18 @@ class ExperimentsTest(absltest.TestCase):
                 'stream/train_224_workers0', 'stream/eval_224_workers0'):
       self.assertGreater(results[key], 0, key)
 
+  def test_bench_tfrecord_runs_tiny(self):
+    out = subprocess.run(
+        [sys.executable, os.path.join(helpers.ROOT, 'experiments', 'bench_tfrecord.py'),
+         '--small_images=20', '--large_images=3',
+         f'--work_dir={os.path.join(self.root, "bench_tfrecord")}'],
+        capture_output=True, text=True, check=True, timeout=300).stdout
+    results = json.loads(out[out.index('{'):])
+    self.assertEqual((results['small/records'], results['large/records']), (20, 3))
+    for key in ('small/convert_records_per_second', 'large/read_records_per_second',
+                'crc32c/numpy_megabytes_per_second'):
+      self.assertGreater(results[key], 0, key)
+
   def gpu_check(self, *flags_, check=True):
     out = os.path.join(self.root, 'gpu_check')
     proc = subprocess.run(

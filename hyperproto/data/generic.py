@@ -4,10 +4,11 @@
     --config.data.name=tfds:cifar10:3.0.2 --config.data.kwargs.label_key=label
 
 The dataset must be prepared in the data directory (`--config.data.data_dir`,
-else $TFDS_DATA_DIR, else ~/tensorflow_datasets) in `array_record` format: TFDS's
-builders prepare with TensorFlow (`tfds build NAME --file_format=array_record`), on any
-machine; reading here needs none. Splits keep TFDS's names (set
-`config.data.train_split` / `eval_split`, e.g. `validation`).
+else $TFDS_DATA_DIR, else ~/tensorflow_datasets) in `array_record` format, TFDS's
+random-access one. One prepared in `tfrecord` (TFDS's default) is converted once,
+without TensorFlow, by `convert` (`python -m hyperproto.data.prepare
+--dataset=tfds:NAME`). Splits keep TFDS's names (set `config.data.train_split` /
+`eval_split`, e.g. `validation`).
 
 Small images (a fixed size of at most 64 pixels, or `resident=True`) are read whole
 into memory, resized to `image_size` if asked, and held on the device like CIFAR, with
@@ -17,13 +18,21 @@ crop for evaluation), normalised with the ImageNet constants unless `mean` / `st
 given. The same rules serve a user's own image folders (`folder.py`).
 """
 
+import os
 import re
+import shutil
+import tempfile
+import time
 from typing import Any, Optional, Sequence, Union
 
+from absl import logging
+from array_record.python import array_record_module
 import numpy as np
 import tensorflow_datasets as tfds
 
+from hyperproto.data import builder as builder_lib
 from hyperproto.data import reader
+from hyperproto.data import tfrecord
 from hyperproto.data.base import Dataset
 from hyperproto.data.streaming import StreamingDataset
 
@@ -148,3 +157,156 @@ def load(spec: str, data_dir: Optional[str] = None, verify_checksums: bool = Fal
   b = reader.open_builder(reader.find(name, data_dir, version),
                           verify_checksums=verify_checksums)
   return load_builder(b, f'tfds:{name}', **kwargs)
+
+
+# Converting a dataset prepared as tfrecord, as TFDS's `tfds convert_format` would,
+# without its TensorFlow reader (tf.data.TFRecordDataset).
+
+TFRECORD, ARRAY_RECORD = 'tfrecord', 'array_record'
+
+
+def convert(spec: str, data_dir: Optional[str] = None,
+            out_data_dir: Optional[str] = None, overwrite: bool = False) -> dict[str, Any]:
+  """Converts `NAME[/CONFIG][:VERSION]`, prepared as tfrecord, into array_record.
+
+  Every shard of every split is read (each record's checksums checked) and written as
+  an array_record shard (`group_size:1`, as TFDS writes them) with the same records
+  in the same order; each shard's count must match `shardLengths` in
+  dataset_info.json. Metadata is updated as TFDS's `convert_format` does: converted
+  beside the tfrecord shards (the default), `array_record` joins
+  `alternativeFileFormats`; into another data directory (`out_data_dir`), the
+  version directory gets the other metadata files and `fileFormat: array_record`,
+  with the source recorded in `dataSourceAccesses`.
+
+  Atomic as our prepares: shards are written into a temporary directory in the data
+  directory; dataset_info.json is replaced (or the version directory renamed into
+  place) only once all of them are complete. A corrupt, truncated, missing or
+  miscounted shard is an error naming it, and leaves nothing behind.
+
+  Returns:
+    A report: examples per split, shards, megabytes, seconds, records per second, and
+    `converted`, the version directory that now holds the array_record shards.
+  """
+  name, version = parse(spec)
+  source = reader.find(name, data_dir, version)
+  proto = tfds.core.dataset_info.read_from_json(os.path.join(source, 'dataset_info.json'))
+  root = builder_lib.default_data_dir(out_data_dir or data_dir)
+  final = os.path.join(root, *name.split('/'), proto.version)
+  in_place = os.path.realpath(final) == os.path.realpath(source)
+  _check_convertible(proto, source, spec, final, in_place, overwrite)
+  created = not os.path.isdir(root)
+  os.makedirs(root, exist_ok=True)
+  tmp_root = tempfile.mkdtemp(prefix='.hyperproto-convert-', dir=root)
+  try:
+    tmp = os.path.join(tmp_root, 'version')
+    os.makedirs(tmp)
+    report = _convert_splits(proto, source, tmp)
+    if in_place:
+      _commit_beside(proto, source, tmp)
+    else:
+      source_root = builder_lib.default_data_dir(data_dir)
+      _commit_elsewhere(proto, source, source_root, tmp, final)
+  finally:
+    shutil.rmtree(tmp_root, ignore_errors=True)
+    if created and not os.listdir(root):  # (failed: no empty data directory either)
+      os.rmdir(root)
+  return dict(report, converted=final)
+
+
+def _check_convertible(proto, source: str, spec: str, final: str, in_place: bool,
+                       overwrite: bool) -> None:
+  """Errors for datasets that are not tfrecord, or converted already."""
+  if proto.file_format == ARRAY_RECORD:
+    raise ValueError(f'{source} is prepared as array_record already: nothing to convert. '
+                     f'Train on it with --config.data.name=tfds:{spec}.')
+  if proto.file_format not in ('', TFRECORD):
+    raise ValueError(f'{source} is prepared as {proto.file_format}; only tfrecord is '
+                     'converted here.')
+  if in_place and ARRAY_RECORD in proto.alternative_file_formats and not overwrite:
+    raise FileExistsError(f'{source} has array_record shards already (dataset_info.json '
+                          'lists it in alternativeFileFormats); pass --overwrite '
+                          '(overwrite=True) to convert it again.')
+  if not in_place and os.path.exists(final) and not overwrite:
+    raise FileExistsError(f'{final} exists; pass --overwrite (overwrite=True) to '
+                          'replace it.')
+
+
+def _convert_splits(proto, source: str, out: str) -> dict[str, Any]:
+  """Every tfrecord shard of `source` as an array_record shard in `out`."""
+  splits = tfds.core.dataset_info.get_split_dict_from_proto(proto, source, TFRECORD)
+  report, start, total, size = {}, time.perf_counter(), 0, 0
+  for split in splits.values():
+    target = split.filename_template.replace(data_dir=out, filetype_suffix=ARRAY_RECORD)
+    for i, (path, expected) in enumerate(zip(split.filepaths, split.shard_lengths)):
+      if not os.path.exists(path):
+        raise FileNotFoundError(f'{path} ({split.name} split, shard {i + 1} of '
+                                f'{split.num_shards}) is missing: copy the whole '
+                                'version directory.')
+      writer = array_record_module.ArrayRecordWriter(
+          os.fspath(target.sharded_filepath(shard_index=i, num_shards=split.num_shards)),
+          'group_size:1')
+      count = 0
+      try:
+        for record in tfrecord.read(os.fspath(path)):
+          writer.write(record)
+          count += 1
+      finally:
+        writer.close()
+      if count != expected:
+        raise ValueError(f'{path} holds {count} records; dataset_info.json says '
+                         f'{expected} (shardLengths of the {split.name} split): the '
+                         'shard and the metadata do not belong together. Copy the '
+                         'whole version directory again.')
+      total, size = total + count, size + os.path.getsize(path)
+      logging.info('%s: %d records (%d so far, %.0f/s)', os.path.basename(path), count,
+                   total, total / (time.perf_counter() - start))
+    report[f'{split.name}_examples'] = split.num_examples
+  seconds = time.perf_counter() - start
+  return dict(report, shards=sum(s.num_shards for s in splits.values()),
+              megabytes=round(size / 1e6, 1), seconds=round(seconds, 2),
+              records_per_second=round(total / max(seconds, 1e-9)))
+
+
+def _commit_beside(proto, source: str, tmp: str) -> None:
+  """Moves the new shards beside the tfrecord ones, then replaces dataset_info.json
+  (with array_record among the alternative formats): until that last rename, the
+  dataset reads as it was."""
+  added = []  # (shards replaced with --overwrite are complete too: they stay)
+  try:
+    for f in sorted(os.listdir(tmp)):
+      if not os.path.exists(os.path.join(source, f)):
+        added.append(f)
+      os.replace(os.path.join(tmp, f), os.path.join(source, f))
+    if ARRAY_RECORD not in proto.alternative_file_formats:
+      proto.alternative_file_formats.append(ARRAY_RECORD)
+    tfds.core.dataset_info.write_dataset_info_proto(proto, tmp)
+    os.replace(os.path.join(tmp, 'dataset_info.json'),
+               os.path.join(source, 'dataset_info.json'))
+  except BaseException:
+    for f in added:
+      os.remove(os.path.join(source, f))
+    raise
+
+
+def _commit_elsewhere(proto, source: str, source_root: str, tmp: str,
+                      final: str) -> None:
+  """Completes the version directory in `tmp` (the other metadata files, then
+  dataset_info.json in array_record, naming its source) and renames it to `final`."""
+  splits = tfds.core.dataset_info.get_split_dict_from_proto(proto, source, TFRECORD)
+  shards = {os.path.basename(p) for s in splits.values() for p in s.filepaths}
+  for f in sorted(os.listdir(source)):  # features.json, <label>.labels.txt, ...
+    if (f not in shards and f != 'dataset_info.json' and not os.path.exists(
+        os.path.join(tmp, f)) and os.path.isfile(os.path.join(source, f))):
+      shutil.copy2(os.path.join(source, f), os.path.join(tmp, f))
+  tfds.core.dataset_info.add_tfds_data_source_access(
+      proto, tfds.core.naming.DatasetReference(
+          dataset_name=proto.name, config=proto.config_name or None,
+          version=proto.version, data_dir=source_root))
+  proto.file_format = ARRAY_RECORD
+  if ARRAY_RECORD in proto.alternative_file_formats:  # (converted beside it before)
+    proto.alternative_file_formats.remove(ARRAY_RECORD)
+  tfds.core.dataset_info.write_dataset_info_proto(proto, tmp)
+  os.makedirs(os.path.dirname(final), exist_ok=True)
+  if os.path.exists(final):  # (with overwrite: checked before converting)
+    os.rename(final, os.path.join(os.path.dirname(tmp), 'replaced'))  # (removed with it)
+  os.rename(tmp, final)

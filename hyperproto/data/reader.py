@@ -1,4 +1,5 @@
-"""Reading prepared TFDS datasets without TensorFlow: ours, or any in `array_record`.
+"""Reading prepared TFDS datasets without TensorFlow: ours, or any in `array_record`
+(one in `tfrecord` is converted first: `generic.convert`).
 
 A prepared dataset is a TFDS version directory, `<data_dir>/<name>[/<config>]/<version>/`
 (`dataset_info.json`, `features.json`, the `.array_record` shards). It is opened with
@@ -76,18 +77,15 @@ def open_builder(path: str, how_to_prepare: str = '',
   """A read-only TFDS builder for a prepared version directory, checked: array_record
   files, present with the sizes (and, with verify_checksums, the SHA-256) recorded."""
   b = tfds.builder_from_directory(path)
-  formats = [b.info.file_format] + list(getattr(b.info, 'alternative_file_formats', []))
-  if tfds.core.FileFormat.ARRAY_RECORD not in formats:
-    raise ValueError(
-        f'{path} is prepared as {b.info.file_format.value} only; hyperproto reads TFDS '
-        'datasets in array_record format (random access, no TensorFlow). Prepare it '
-        'again with `tfds build NAME --file_format=array_record` (needs TensorFlow, on '
-        'any machine; then copy the directory here).')
+  array_record = tfds.core.FileFormat.ARRAY_RECORD
+  if array_record not in b.info.available_file_formats():
+    raise ValueError(_not_array_record(b, path))
   fix = f'Prepare it again.\n{how_to_prepare.strip()}'.strip()
   for split, info in b.info.splits.items():
-    for f in info.filenames:
-      if not os.path.exists(os.path.join(path, f)):
-        raise NotPreparedError(f'{path}/{f} ({split} split) is missing. {fix}')
+    shards = info.filename_template.replace(filetype_suffix=array_record.file_suffix)
+    for f in shards.sharded_filepaths(info.num_shards):
+      if not os.path.exists(f):
+        raise NotPreparedError(f'{f} ({split} split) is missing. {fix}')
   recorded = (b.info.metadata or {}).get('hyperproto', {}).get('files', {})
   for f, entry in recorded.items():
     file = os.path.join(path, f)
@@ -98,6 +96,24 @@ def open_builder(path: str, how_to_prepare: str = '',
       raise ValueError(f'{file} does not match the SHA-256 recorded when it was '
                        f'prepared: the file is corrupt or was changed. {fix}')
   return b
+
+
+def _not_array_record(b: tfds.core.DatasetBuilder, path: str) -> str:
+  """What to do with a dataset prepared in another format than array_record."""
+  formats = ', '.join(sorted(f.value for f in b.info.available_file_formats()))
+  if b.info.file_format != tfds.core.FileFormat.TFRECORD:
+    return (f'{path} is prepared as {formats} only; hyperproto reads TFDS datasets in '
+            'array_record format (random access, no TensorFlow). Prepare it again with '
+            '`tfds build NAME --file_format=array_record`.')
+  parent, version = os.path.split(os.path.normpath(path))  # <root>/NAME[/CONFIG]
+  spec, root = b.info.name, os.path.dirname(parent)
+  if b.info.config_name:
+    spec, root = f'{spec}/{b.info.config_name}', os.path.dirname(root)
+  return (f'{path} is prepared as tfrecord only; hyperproto reads TFDS datasets in '
+          'array_record format (random access). Convert it once, without TensorFlow '
+          '(beside the tfrecord shards; --out_data_dir=DIR writes elsewhere):\n'
+          f'  python -m hyperproto.data.prepare --dataset=tfds:{spec}:{version} '
+          f'--data_dir={root}')
 
 
 def metadata(b: tfds.core.DatasetBuilder) -> dict[str, Any]:
