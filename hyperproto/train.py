@@ -123,11 +123,7 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
   def loss_fn(params):
     z, updates = model.apply({'params': params, 'batch_stats': state.batch_stats},
                              images, train=True, mutable=['batch_stats'])
-    loss_sum = objective.loss(z, batch, protos, reduction='sum')
-    if 'mix_lam' in batch:
-      lam = batch['mix_lam'][0]
-      loss_sum = lam * loss_sum + (1.0 - lam) * objective.loss(
-          z, dict(batch, label=batch['mix_label']), protos, reduction='sum')
+    loss_sum = batch_loss_sum(objective, z, batch, protos)
     scale = 1.0 / count if objective.reduction == 'mean' else 1.0
     return loss_sum * scale, (loss_sum, z, updates['batch_stats'])
 
@@ -147,6 +143,21 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
   sums = objective.metric_sums(jax.lax.stop_gradient(z), batch, protos)
   sums['loss'] = loss_sum
   return new_state, jax.lax.psum(sums, AXIS)
+
+
+def batch_loss_sum(objective: objectives.Objective, z: jax.Array,
+                   batch: Mapping[str, jax.Array],
+                   protos: Mapping[str, jax.Array]) -> jax.Array:
+  """The loss summed over this device's examples; with mixup partners (`mix_label`,
+  `mix_lam`) lambda L(z, y) + (1 - lambda) L(z, y'), the references' `mixup_criterion`
+  (ETF's E and DL2PA's weights come from each label set's counts over the global
+  batch, which y' permutes, so they are the references' E of y)."""
+  loss_sum = objective.loss(z, batch, protos, reduction='sum')
+  if 'mix_lam' not in batch:
+    return loss_sum
+  lam = batch['mix_lam'][0]
+  return lam * loss_sum + (1.0 - lam) * objective.loss(
+      z, dict(batch, label=batch['mix_label']), protos, reduction='sum')
 
 
 def resident_train_step(state: TrainState, data: Mapping[str, jax.Array],
