@@ -198,9 +198,9 @@ _HPN_COMMON = {
 }
 PAPER_RECIPES: dict[str, dict] = {
     'hpn': dict(
-        source='Mettes et al., NeurIPS 2019: psmmettes/hpn (HPN.md section 2): SGD lr '
-               '0.01, momentum 0.9, weight decay 1e-4, batch 128, 250 epochs, x0.1 at '
-               '100 and 200, loss summed',
+        source='Mettes et al., NeurIPS 2019: psmmettes/hpn hpn_cifar.py (its argparse '
+               'defaults: SGD lr 0.01, momentum 0.9, weight decay 1e-4, batch 128, 250 '
+               'epochs, drop1 100, drop2 200; the loss summed)',
         config=_HPN_COMMON),
     'dl2pa': dict(
         source='Saadabadi et al., CVPR 2024: msed-Ebrahimi/DL2PA_CVPR24 '

@@ -237,7 +237,7 @@ REFERENCE = {
     # drop3 180, alpha 1.0) + train.py's LT branch (mixup_data, LTloss: a mean).
     'method=dl2pa,recipe=dl2pa_lt,imbalance=0.01': (
         0.1, 0.9, 2e-4, 128, 200, 5, (160, 180), 1.0, 'mean', 'sgd'),
-    # HPN.md section 2; DL2PA's configs/balance/cifar100_d25_fixed_classifier.yaml.
+    # psmmettes/hpn hpn_cifar.py's defaults; DL2PA's configs/balance/cifar100_d25_*.yaml.
     'method=hpn,recipe=hpn': (0.01, 0.9, 1e-4, 128, 250, 0, (100, 200), 0.0, 'sum', 'sgd'),
     'method=dl2pa,recipe=paper': (
         0.01, 0.9, 1e-4, 128, 250, 0, (100, 200), 0.0, 'sum', 'sgd'),
