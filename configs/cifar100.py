@@ -27,6 +27,12 @@ Arguments (`:key=value,...`):
               100, the method's own where it fixes one (maxsep: 99)
   backbone    resnet32 (the paper) | densenet121 (the original's alternative) | any
               models.BACKBONES key for 32x32 inputs
+  recipe      shared (this file's: the HPN paper's, the default) | paper (the
+              method's own paper's) | a `config_lib.PAPER_RECIPES` key (hpn, dl2pa,
+              etf, dl2pa_lt, busemann, maxsep); the long-tailed recipes (etf,
+              dl2pa_lt) train the references' wider ResNet-32 (32/64/128 channels,
+              their `resnet32_fe_c100`: multiplier 2) and d = 128
+  imbalance   0: balanced; e.g. 0.01 for CIFAR-100-LT (data.kwargs.imbalance)
   runlocal    a 20-step smoke run (CPU)
 
 Paper numbers (test accuracy %, mean +- std): Table 1 HPN 51.1 (10-d), 63.0 (25),
@@ -49,7 +55,8 @@ TABLE2 = [(p, d) for p in ('hpn', 'semantic', 'ours') for d in (3, 5, 10, 25)]
 
 def get_config(arg=None):
   arg = config_lib.parse_arg(arg, prototypes='default', method='hpn', dim=0,
-                             backbone='resnet32', runlocal=False)
+                             backbone='resnet32', recipe='shared', imbalance=0.0,
+                             runlocal=False)
   config = config_lib.paper_recipe(config_lib.base_config())
 
   # Task section.
@@ -60,6 +67,8 @@ def get_config(arg=None):
   # Data section: 50,000 train / 10,000 test, 32x32, uint8 on the device.
   config.data.name = 'cifar100'
   config.data.augment = 'crop_flip'  # RandomCrop(32, padding=4) + flip
+  if arg.imbalance:
+    config.data.kwargs.imbalance = arg.imbalance
 
   # Model section.
   config.model.name = arg.backbone
@@ -71,6 +80,12 @@ def get_config(arg=None):
   config.log_every_steps = 100
   config.checkpoint_every_steps = 1000
   config_lib.apply_recipe(config, arg.method)  # The method's paper, where it differs.
+  if arg.recipe != 'shared':
+    config_lib.apply_paper_recipe(config, arg.recipe, method=arg.method,
+                                  num_classes=100, imbalanced=bool(arg.imbalance),
+                                  dim_open=not arg.dim)
+    if arg.recipe in ('etf', 'dl2pa_lt') and arg.backbone == 'resnet32':
+      config.model.kwargs.multiplier = 2
 
   if arg.runlocal:
     config.num_epochs = 0.0
@@ -83,12 +98,19 @@ def get_config(arg=None):
 
 def get_sweep(name):
   """`:arg` strings of a table: table1 | table2 | table3; family: every method at
-  d = 100 (maxsep at 99)."""
+  d = 100 (maxsep at 99); dl2pa: DL2PA at d = 10 / 25 / 50 / 100 (its balanced recipe
+  is this file's); paper_lt: CIFAR-100-LT under each paper's recipe (softmax and ETF:
+  ETF's, DL2PA: its long-tailed one), imbalance 0.01, 0.005, 0.02."""
   cells = {
       'table1': [f'prototypes={p},dim={d}' for p, d in TABLE1],
       'table2': [f'prototypes={p},dim={d}' for p, d in TABLE2],
       'table3': ['method=softmax', 'prototypes=hpn,dim=100', 'prototypes=ours,dim=100'],
       'family': config_lib.family_cells(dim=100, num_classes=100),
+      'dl2pa': [f'method=dl2pa,dim={d}' for d in (10, 25, 50, 100)],
+      'paper_lt': [f'{c},backbone=resnet32,imbalance={rho}'
+                   for rho in ('0.01', '0.005', '0.02')
+                   for c in ('method=softmax,recipe=etf', 'method=etf,recipe=etf',
+                             'method=dl2pa,recipe=dl2pa_lt')],
   }
   if name not in cells:
     raise ValueError(f'Unknown sweep {name!r}; use one of {sorted(cells)}.')

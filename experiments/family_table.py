@@ -8,7 +8,10 @@ Runs `configs/cifar10.py`'s `fewshot` sweep (100 training images per class) and 
 sweep (CIFAR-10-LT, imbalance 0.01), i.e. every method at d = 10 (maxsep at 9) and those
 that allow d < C - 1 at d = 3, each on ResNet-32 with the same number of steps, batch,
 schedule and augmentation (`--backbone`, `--steps`, `--batch`), and prints test accuracy
-(%) as mean +- std over seeds, with CIFAR-10-LT's many / medium / few-shot groups.
+(%) as mean +- std over seeds, with CIFAR-10-LT's many / medium / few-shot groups, and
+beside each method with a published CIFAR-10-LT (0.01) number that number and its
+source (ResNet-32 under that paper's own recipe: not this budget; the GPU run list,
+experiments/run_list.py, trains those cells).
 Runs go seed by seed (every cell of seed 0 first), so that a run cut short still has the
 same seeds for every method; running the command again skips finished runs (and resumes
 an interrupted one from its checkpoint). Needs CIFAR-10 prepared:
@@ -31,6 +34,7 @@ SETTINGS = {'fewshot': '100 training images per class',
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import launch  # pylint: disable=g-import-not-at-top,wrong-import-position
+import paper_numbers  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tables  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
@@ -75,6 +79,23 @@ def _label(cell: str) -> str:
   return f'{label} ({recipe})' if recipe else label
 
 
+PUBLISHED_COLUMN = 'CIFAR-10-LT 0.01'
+
+
+def published_lt(cell: str) -> tuple[str, str]:
+  """(published CIFAR-10-LT 0.01 accuracy, source) of the cell's method, or ('–', '')
+  for a method without one and for d = 3 cells (the published ones are at d = 64)."""
+  method = _parts(cell)['method']
+  if 'dim=3' in cell.split(','):
+    return '–', ''
+  spec = paper_numbers.TABLES['lt']
+  for _, cells, *source in spec['rows']:
+    arg, mean, std = cells.get(PUBLISHED_COLUMN, ('', None, None))
+    if mean is not None and _parts(arg)['method'] == method:
+      return tables.published(mean, std), source[0] if source else ''
+  return '–', ''
+
+
 def report(workdir: str) -> str:
   """The Markdown table of every finished run under `workdir`."""
   collected = tables.collect(workdir)
@@ -85,7 +106,8 @@ def report(workdir: str) -> str:
   columns = [('fewshot', 'test/accuracy'), ('lt', 'test/accuracy'),
              *(('lt', f'test/{g}_shot_accuracy') for g in GROUPS)]
   header = ['method', SETTINGS['fewshot'], SETTINGS['lt'], *(f'LT {g}' for g in GROUPS)]
-  rows, budgets = [], set()
+  header.append('published, CIFAR-10-LT 0.01 (ResNet-32, its paper\'s recipe)')
+  rows, budgets, sources = [], set(), {}
   for cell in cells:
     row = [_label(cell)]
     for setting, metric in columns:
@@ -93,13 +115,20 @@ def report(workdir: str) -> str:
       results = collected.get(key, [])
       budgets |= {r['budget'] for r in results if 'budget' in r}
       row.append(tables.mean_std([r[metric] * 100 for r in results if metric in r]))
-    rows.append(row)
+    value, source = published_lt(cell)
+    if source:
+      number = sources.setdefault(source, len(sources) + 1)
+      value = f'{value} [{number}]'
+    rows.append(row + [value])
   # Leave out a group no class falls in (CIFAR-10-LT at 0.01 has no few-shot class).
-  keep = [i for i in range(len(header)) if i < 3 or any(r[i] != '–' for r in rows)]
+  keep = [i for i in range(len(header))
+          if i < 3 or i == len(header) - 1 or any(r[i] != '–' for r in rows)]
   lines = ['| ' + ' | '.join(r[i] for i in keep) + ' |' for r in [header] + rows]
   lines.insert(1, '|---' * len(keep) + '|')
+  notes = ''.join(f'\n[{n}] {source}.' for source, n in sources.items())
   return (f'Test accuracy (%), mean ± std (number of seeds); budget: '
-          f'{"; ".join(sorted(budgets))}.\n\n' + '\n'.join(lines) + '\n')
+          f'{"; ".join(sorted(budgets))}.\n\n' + '\n'.join(lines) + '\n' + notes
+          + ('\n' if notes else ''))
 
 
 def define_flags():

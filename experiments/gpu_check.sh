@@ -5,6 +5,7 @@
 #
 #   experiments/gpu_check.sh --download     # here, with PyPI: fill .whl/ (about 11 MB)
 #   experiments/gpu_check.sh --out=DIR [gpu_check.py flags]   # there
+#   experiments/gpu_check.sh --run_list [run_list.py flags]   # there: the GPU run list
 #
 # A wheel is installed only where the machine's Python lacks the package or has an older
 # version of it: the machine's own jax, numpy, protobuf... stay unless they are too old.
@@ -64,4 +65,8 @@ EOF
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+if [[ ${1:-} == --run_list ]]; then
+  shift
+  exec "$PYTHON" "$ROOT/experiments/run_list.py" "$@"
+fi
 exec "$PYTHON" "$ROOT/experiments/gpu_check.py" "$@"

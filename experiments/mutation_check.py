@@ -92,6 +92,16 @@ MUTATIONS = (
              'return jnp.where(jax.random.bernoulli(flip_key), crop[:, ::-1], crop)',
              'return crop',
              ('tests/device_input_test.py',)),
+    # Mixup: the partner's labels dropped from the loss, and the per-epoch warm-up of
+    # the ETF / DL2PA scripts (lr (e + 1) / 5) off by one epoch.
+    Mutation('mixup_loss_ignores_partner_labels', 'hyperproto/train.py',
+             "z, dict(batch, label=batch['mix_label']), protos, reduction='sum')",
+             "z, batch, protos, reduction='sum')",
+             ('tests/train_test.py',), k='MixupLossTest'),
+    Mutation('epoch_warmup_off_by_one', 'hyperproto/optim.py',
+             'jnp.where(epoch < warmup, (epoch + 1.0) / warmup, factor)',
+             'jnp.where(epoch < warmup, epoch / warmup, factor)',
+             ('tests/optim_test.py',)),
     # Streamed data (grain): the crop seed of an example is keyed by its position in the
     # *global* batch; keyed by the position in this host's share, hosts repeat crops.
     Mutation('streaming_crop_seed_per_host', 'hyperproto/data/streaming.py',

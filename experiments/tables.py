@@ -2,10 +2,11 @@
 
   python experiments/tables.py --workdir=$WORK [--tables=table1,table3] [--output=F.md]
 
-Runs are found by the `launch.json` that experiments/launch.py writes next to each
-results.json; cells are matched to experiments/paper_numbers.py by config and `:arg`.
-Each cell prints `ours mean +- std (n runs)` and the paper's `mean +- std`; runs of no
-paper table (e.g. the MNIST and CIFAR-10 comparisons) are listed after the tables.
+Runs are found by the `launch.json` that experiments/launch.py (and run_list.py) writes
+next to each results.json; cells are matched to experiments/paper_numbers.py by config
+and `:arg`. Each cell prints `ours mean +- std (n runs)` and the published `mean +- std`
+(`–` where none was published), and each table the source of its published numbers;
+runs of no published table (e.g. the MNIST comparisons) are listed after the tables.
 """
 
 import collections
@@ -48,29 +49,64 @@ def mean_std(values: list[float]) -> str:
   return f'{statistics.mean(values):.1f} ± {std:.1f} ({len(values)})'
 
 
+def column_config(spec: dict, column: str) -> str:
+  """The config of `column`'s cells: the table's, or the column's own."""
+  config = spec['config']
+  if isinstance(config, dict):
+    return config[column]
+  return config or column
+
+
+def published(mean, std) -> str:
+  """A published number as printed: `mean ± std`, or the mean alone where the paper
+  gives no std; `–` where it has none."""
+  if mean is None:
+    return '–'
+  if std is not None:
+    return f'{mean:.1f} ± {std:.1f}'
+  text = f'{mean:.2f}'  # as printed: one or two decimals
+  return text[:-1] if text.endswith('0') else text
+
+
 def table(name: str, runs: dict) -> tuple[str, set]:
   spec = paper_numbers.TABLES[name]
-  used = set()
+  used, sources = set(), []
   lines = [f'### {spec["title"]}', '',
-           '| | ' + ' | '.join(f'{c}: ours | {c}: paper' for c in spec['columns']) + ' |',
-           '|---|' + '---|---|' * len(spec['columns'])]
-  for label, cells in spec['rows']:
+           '| | ' + ' | '.join(f'{c}: ours | {c}: published' for c in spec['columns'])
+           + ' |', '|---|' + '---|---|' * len(spec['columns'])]
+  for label, cells, *source in spec['rows']:
     row = [label]
+    if source or spec.get('source'):
+      sources.append((label, source[0] if source else spec['source']))
     for column in spec['columns']:
       if column not in cells:
         row += ['', '']
         continue
       arg, paper_mean, paper_std = cells[column]
-      config = spec['config'] or column
       metric, scale = paper_numbers.COLUMN_METRICS.get(name, {}).get(
           column, (spec['metric'], spec['scale']))
-      key = (config, canonical(arg))
+      key = (column_config(spec, column), canonical(arg))
       used.add(key)
       values = [r[metric] * scale for r in runs.get(key, []) if metric in r]
-      row += [mean_std(values),
-              '–' if paper_mean is None else f'{paper_mean:.1f} ± {paper_std:.1f}']
+      row += [mean_std(values), published(paper_mean, paper_std)]
     lines.append('| ' + ' | '.join(row) + ' |')
+  if sources:
+    lines += [''] + [f'- {label}: {source}.' for label, source in sources]
   return '\n'.join(lines), used
+
+
+def published_value(config: str, arg: str) -> list[tuple[str, str, str]]:
+  """[(table title, published number, source)] of every published cell of `config`
+  with `:arg` (any key order)."""
+  out = []
+  for spec in paper_numbers.TABLES.values():
+    for label, cells, *source in spec['rows']:
+      for column, (cell_arg, mean, std) in cells.items():
+        if (mean is not None and column_config(spec, column) == config
+            and canonical(cell_arg) == canonical(arg)):
+          out.append((spec['title'], published(mean, std),
+                      source[0] if source else spec.get('source', '')))
+  return out
 
 
 def other_runs(runs: dict, used: set) -> str:

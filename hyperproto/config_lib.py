@@ -175,6 +175,117 @@ def apply_recipe(config: ml_collections.ConfigDict,
   return config
 
 
+# Each paper's training recipe, as its reference script runs it on CIFAR (`:recipe=NAME`
+# of configs/cifar10.py; `paper`: the run's method's own, `paper_recipe_name`). Every
+# value was read from the reference code (docs/reproduce.md#each-papers-recipe lists the
+# files); `shared`, the configs' own equal-terms recipe, stays the default. Keys:
+# `config` (fields, dotted for sections), `method_kwargs`, `dims` (the output dimension
+# where `:dim` is left open, by number of classes: the reference's feature width, for
+# the methods in `dim_methods`), `source`.
+_LT_COMMON = {  # ETF's CIFAR-LT configs; DL2PA's LT configs copy every value.
+    'optimizer': 'sgd', 'lr': 0.1, 'momentum': 0.9, 'weight_decay': 2e-4,
+    'batch_size': 128, 'num_epochs': 200.0, 'schedule': 'step', 'schedule_unit': 'epoch',
+    'warmup_epochs': 5.0, 'decay_epochs': (160.0, 180.0), 'decay_factor': 0.1,
+    'loss_reduction': 'mean', 'data.mixup_alpha': 1.0, 'label_smoothing': 0.0,
+    'eval_every_epochs': 10.0,
+}
+_HPN_COMMON = {
+    'optimizer': 'sgd', 'lr': 0.01, 'momentum': 0.9, 'weight_decay': 1e-4,
+    'batch_size': 128, 'num_epochs': 250.0, 'schedule': 'step', 'schedule_unit': 'epoch',
+    'warmup_epochs': 0.0, 'decay_epochs': (100.0, 200.0), 'decay_factor': 0.1,
+    'loss_reduction': 'sum', 'data.mixup_alpha': 0.0, 'label_smoothing': 0.0,
+    'eval_every_epochs': 10.0,
+}
+PAPER_RECIPES: dict[str, dict] = {
+    'hpn': dict(
+        source='Mettes et al., NeurIPS 2019: psmmettes/hpn hpn_cifar.py (its argparse '
+               'defaults: SGD lr 0.01, momentum 0.9, weight decay 1e-4, batch 128, 250 '
+               'epochs, drop1 100, drop2 200; the loss summed)',
+        config=_HPN_COMMON),
+    'dl2pa': dict(
+        source='Saadabadi et al., CVPR 2024: msed-Ebrahimi/DL2PA_CVPR24 '
+               'configs/balance/cifar100_d*.yaml and train.py (balanced branch): '
+               "HPN's recipe, BLoss summed",
+        config=dict(_HPN_COMMON, **{'method_kwargs.dl2pa.loss': 'cosine'})),
+    'etf': dict(
+        source='Yang et al., NeurIPS 2022: NeuralCollapseApplications/ImbalancedLearning '
+               'config/cifar10/Res_cifar10_imb*.yaml (with and without _ETF_DR), train.py '
+               'adjust_learning_rate (warm-up lr * epoch / 5, x0.1 after epoch 160, '
+               'x0.01 after 180) and mixup_data (alpha 1), losses averaged',
+        config=_LT_COMMON, dims={10: 64, 100: 128}, dim_methods=('etf',)),
+    'dl2pa_lt': dict(
+        source='Saadabadi et al., CVPR 2024: msed-Ebrahimi/DL2PA_CVPR24 '
+               'configs/LT/cifar*LT_*_fixed_classifier.yaml (space_dim 64 / 128) and '
+               'train.py (long-tailed branch: LT_utils.LTloss with produce_Ew, '
+               'mixup_data, the same schedule as ETF\'s)',
+        config=dict(_LT_COMMON, **{'method_kwargs.dl2pa.loss': 'dr'}),
+        dims={10: 64, 100: 128}, dim_methods=('dl2pa',)),
+    'busemann': dict(
+        source='Ghadimi Atigh et al., NeurIPS 2021: MinaGhadimiAtigh/Hyperbolic-Busemann-'
+               "Learning README.md command (HBL.py -e 1110 -s 128 -r adam -l 0.0005 -c "
+               '0.00005 --mult 0.1 --do_decay True --drop1 1000 --drop2 1100), loss '
+               'averaged (PeBusePenalty)',
+        config={'optimizer': 'adam', 'lr': 5e-4, 'weight_decay': 5e-5,
+                'batch_size': 128, 'num_epochs': 1110.0, 'schedule': 'step',
+                'schedule_unit': 'epoch', 'warmup_epochs': 0.0,
+                'decay_epochs': (1000.0, 1100.0), 'decay_factor': 0.1,
+                'loss_reduction': 'mean', 'data.mixup_alpha': 0.0,
+                'label_smoothing': 0.0, 'eval_every_epochs': 10.0,
+                'method_kwargs.busemann.mult': 0.1}),
+    'maxsep': dict(
+        source='Kasarla et al., NeurIPS 2022: tkasarla/max-separation-as-inductive-bias '
+               'LT_CIFAR/train_cifar.py (SGD momentum 0.9, weight decay 5e-4, '
+               'CosineAnnealingLR(T_max=epochs) stepped per epoch) and LT_CIFAR/README.md '
+               '(ResNet-34: -l 0.1 -b 512 -e 200 -r 0.1), loss averaged',
+        config={'optimizer': 'sgd', 'lr': 0.1, 'momentum': 0.9, 'weight_decay': 5e-4,
+                'batch_size': 512, 'num_epochs': 200.0, 'schedule': 'cosine',
+                'schedule_unit': 'epoch', 'warmup_epochs': 0.0,
+                'loss_reduction': 'mean', 'data.mixup_alpha': 0.0,
+                'label_smoothing': 0.0, 'eval_every_epochs': 10.0,
+                'method_kwargs.maxsep.radius': 0.1}),
+}
+RECIPE_NAMES = ('shared', 'paper', *PAPER_RECIPES)
+
+
+def paper_recipe_name(method: str, imbalanced: bool) -> str:
+  """The `PAPER_RECIPES` entry of `method`'s own paper (`:recipe=paper`)."""
+  own = {'hpn': 'hpn', 'etf': 'etf', 'busemann': 'busemann', 'maxsep': 'maxsep',
+         'dl2pa': 'dl2pa_lt' if imbalanced else 'dl2pa'}
+  if method in own:
+    return own[method]
+  if method == 'ebv':
+    raise ValueError('recipe=paper: EBV\'s code trains ImageNet only (ImageNet_Validation_'
+                     'Experiment/EBV_ImageNet.py: ResNet-50, lr 0.5, 105 epochs), no CIFAR '
+                     'recipe; name one: recipe=' + ' | recipe='.join(PAPER_RECIPES) + '.')
+  raise ValueError(f'recipe=paper: method={method} is every paper\'s baseline; name the '
+                   f'paper: recipe=hpn (HPN Table 3), recipe=etf (the ETF and DL2PA '
+                   f'long-tailed tables) or recipe=maxsep.')
+
+
+def apply_paper_recipe(config: ml_collections.ConfigDict, name: str, *, method: str,
+                       num_classes: int, imbalanced: bool = False,
+                       dim_open: bool = True) -> ml_collections.ConfigDict:
+  """Sets `PAPER_RECIPES[name]` on `config` (`paper`: `method`'s own). Where `dim_open`
+  and the recipe names the reference's feature width for `method`, also `config.dim`."""
+  if name == 'paper':
+    name = paper_recipe_name(method, imbalanced)
+  if name not in PAPER_RECIPES:
+    raise ValueError(f'Unknown recipe {name!r}; use one of {", ".join(RECIPE_NAMES)}.')
+  recipe = PAPER_RECIPES[name]
+  for key, value in recipe['config'].items():
+    *parents, leaf = key.split('.')
+    node = config
+    for part in parents:
+      node = node[part]
+    node[leaf] = value
+  if dim_open and method in recipe.get('dim_methods', ()):
+    if num_classes not in recipe['dims']:
+      raise ValueError(f'recipe={name} names the output dimension for '
+                       f'{sorted(recipe["dims"])} classes, not {num_classes}; give :dim.')
+    config.dim = recipe['dims'][num_classes]
+  return config
+
+
 def method_names() -> list[str]:
   """Every `:method=` value: HPN, the baselines and the fixed-classifier methods."""
   return [*BASELINES, *methods_lib.METHODS]
@@ -295,6 +406,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.dim = 64  # Output dimension for prototype methods (joint: classes get dim - 1).
   c.joint_weight = 0.5  # w in (1 - w) L_r + w L_c.
   c.loss_reduction = 'sum'  # sum (the original) | mean, over the batch.
+  # Softmax baseline (classification): cross-entropy against (1 - e) one-hot + e / C
+  # (PyTorch's label_smoothing); 0 = off. EBV has its own (method_kwargs.ebv).
+  c.label_smoothing = 0.0
 
   # Prototype section (see hyperproto.prototypes).
   c.prototypes = ml_collections.ConfigDict()
@@ -320,6 +434,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.train_split = 'train'
   c.data.eval_split = 'test'
   c.data.augment = 'none'  # none | crop_flip (4-pixel padding + horizontal flip, in-step).
+  # mixup (classification, datasets held on the device): each step mixes its batch with
+  # a permutation of itself, lambda ~ Beta(alpha, alpha), the loss lambda L(y) +
+  # (1 - lambda) L(y'); 0 = off (data.device_input.mixup).
+  c.data.mixup_alpha = 0.0
 
   # Model section.
   c.model = ml_collections.ConfigDict()
@@ -341,6 +459,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.decay_epochs = (100.0, 200.0)
   c.decay_factor = 0.1
   c.warmup_epochs = 0.0
+  # step (the rate changes every step; warm-up linear from 0) | epoch (held for each
+  # epoch, as PyTorch scripts set it: warm-up lr (e + 1) / W; optim.epoch_learning_rate).
+  c.schedule_unit = 'step'
 
   # Parallelism: global batch split over a 1-D mesh of `num_devices` (0: all).
   c.num_devices = 0

@@ -128,10 +128,18 @@ def joint_loss(z_BxD: Array, protos_CxDm1: Array, upper_D: Array, labels_B: Arra
 
 
 def softmax_cross_entropy(logits_BxC: Array, labels_B: Array, *, reduction: str = 'sum',
-                          mask_B: Optional[Array] = None) -> Array:
-  """Softmax cross-entropy with integer labels."""
-  ce_B = optax.softmax_cross_entropy_with_integer_labels(
-      jnp.asarray(logits_BxC, jnp.float32), labels_B)
+                          mask_B: Optional[Array] = None,
+                          label_smoothing: float = 0.0) -> Array:
+  """Softmax cross-entropy with integer labels; with `label_smoothing` e, against
+  (1 - e) one-hot + e / C (torch.nn.CrossEntropyLoss(label_smoothing=e))."""
+  logits_BxC = jnp.asarray(logits_BxC, jnp.float32)
+  if label_smoothing:
+    targets_BxC = optax.smooth_labels(
+        jax.nn.one_hot(labels_B, logits_BxC.shape[-1], dtype=jnp.float32),
+        label_smoothing)
+    ce_B = optax.softmax_cross_entropy(logits_BxC, targets_BxC)
+  else:
+    ce_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxC, labels_B)
   return reduce(ce_B, reduction, mask_B)
 
 

@@ -43,6 +43,8 @@ class Objective:
     reduction: 'sum' (the original) or 'mean' over the batch.
     hparams: the method's hyper-parameters, as sorted (name, value) pairs (hashable;
       `config.method_kwargs`); missing ones take the method's defaults.
+    label_smoothing: e of the softmax baseline's cross-entropy against (1 - e) one-hot
+      + e / C (PyTorch's `label_smoothing`); 0 for every other method.
   """
   task: str
   method: str
@@ -52,6 +54,7 @@ class Objective:
   weight: float = 0.5
   reduction: str = 'sum'
   hparams: tuple[tuple[str, Any], ...] = ()
+  label_smoothing: float = 0.0
 
   def __post_init__(self):
     if self.task not in TASKS:
@@ -82,6 +85,16 @@ class Objective:
           f'dimension), got dim={self.dim}.')
     if not 0.0 <= self.weight <= 1.0:
       raise ValueError(f'The joint weight must lie in [0, 1], got {self.weight}.')
+    if self.label_smoothing and (self.method, self.task) != ('baseline',
+                                                             'classification'):
+      hint = (' (EBV: method_kwargs.ebv.label_smoothing)' if self.method == 'ebv'
+              else '')
+      raise ValueError(f'label_smoothing={self.label_smoothing} smooths the softmax '
+                       f'baseline\'s cross-entropy (method=baseline, task=classification); '
+                       f'this run trains method={self.method!r}, task={self.task!r}. Set '
+                       f'label_smoothing=0{hint}.')
+    if not 0.0 <= self.label_smoothing < 1.0:
+      raise ValueError(f'label_smoothing must lie in [0, 1), got {self.label_smoothing}.')
 
   def _check_fixed_classifier(self):
     method = self.fixed_classifier
@@ -219,7 +232,8 @@ class Objective:
       return losses.joint_loss(z, protos['classes'], protos['upper'], batch['label'],
                                self._target(batch), weight=self.weight, **kw)
     if self.task == 'classification':
-      return losses.softmax_cross_entropy(z, batch['label'], **kw)
+      return losses.softmax_cross_entropy(z, batch['label'],
+                                          label_smoothing=self.label_smoothing, **kw)
     if self.task == 'regression':
       return losses.mse_loss(z[..., 0], self._target(batch), **kw)
     return losses.multitask_loss(z, batch['label'], self._target(batch),

@@ -2,6 +2,7 @@
 
 import math
 
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -21,6 +22,19 @@ def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
 
 def learning_rate(config: ml_collections.ConfigDict, num_steps: int,
                   steps_per_epoch: int) -> optax.Schedule:
+  """The learning rate at each step: `config.schedule` after `config.warmup_epochs`.
+
+  `config.schedule_unit` 'step' changes the rate at every step (a linear warm-up from 0,
+  then the schedule); 'epoch' holds it for each epoch, as PyTorch scripts that set it
+  at the start of every epoch (`epoch_learning_rate`).
+  """
+  if config.schedule not in SCHEDULES:
+    raise ValueError(f'Unknown schedule {config.schedule!r}; use one of {SCHEDULES}.')
+  if config.schedule_unit == 'epoch':
+    return _per_epoch(config, num_steps, steps_per_epoch)
+  if config.schedule_unit != 'step':
+    raise ValueError(f'Unknown schedule_unit {config.schedule_unit!r}; use one of '
+                     f'{SCHEDULE_UNITS}.')
   base = float(config.lr)
   warmup = int(round(config.warmup_epochs * steps_per_epoch))
   if config.schedule == 'step':
@@ -29,14 +43,54 @@ def learning_rate(config: ml_collections.ConfigDict, num_steps: int,
     main = optax.piecewise_constant_schedule(base, boundaries)
   elif config.schedule == 'cosine':
     main = optax.cosine_decay_schedule(base, max(num_steps - warmup, 1))
-  elif config.schedule == 'constant':
-    main = optax.constant_schedule(base)
   else:
-    raise ValueError(f'Unknown schedule {config.schedule!r}; use one of {SCHEDULES}.')
+    main = optax.constant_schedule(base)
   if warmup <= 0:
     return main
   return optax.join_schedules(
       [optax.linear_schedule(0.0, base, warmup), main], [warmup])
+
+
+SCHEDULE_UNITS = ('step', 'epoch')
+
+
+def epoch_learning_rate(config: ml_collections.ConfigDict, epoch, num_epochs: float):
+  """The rate of (0-based) `epoch` in the 'epoch' unit: during the W = warmup_epochs
+  first epochs lr (epoch + 1) / W (the ETF and DL2PA scripts' `lr * epoch / 5` with
+  1-based epochs); then 'step': lr x decay_factor per boundary of `decay_epochs` that
+  `epoch` has reached (`if epoch in [drop1, drop2]: lr *= 0.1` at the epoch's start);
+  'cosine': PyTorch's CosineAnnealingLR(T_max = the epochs after the warm-up, eta_min
+  0) stepped once per epoch; 'constant': lr. Works on Python and traced numbers."""
+  base, warmup = float(config.lr), int(config.warmup_epochs)
+  if config.schedule == 'step':
+    factor = 1.0
+    for boundary in config.decay_epochs:
+      factor = factor * jnp.where(epoch >= boundary, config.decay_factor, 1.0)
+  elif config.schedule == 'cosine':
+    span = max(num_epochs - warmup, 1.0)
+    # (1 + cos(pi t)) / 2 as sin^2(pi (1 - t) / 2): accurate to float32's last digits
+    # to the end, where the rate is small.
+    factor = jnp.square(jnp.sin(0.5 * jnp.pi * (span - (epoch - warmup)) / span))
+  else:
+    factor = 1.0
+  if warmup:
+    factor = jnp.where(epoch < warmup, (epoch + 1.0) / warmup, factor)
+  return base * factor
+
+
+def _per_epoch(config: ml_collections.ConfigDict, num_steps: int,
+               steps_per_epoch: int) -> optax.Schedule:
+  if config.warmup_epochs != int(config.warmup_epochs) or config.warmup_epochs < 0:
+    raise ValueError(f'warmup_epochs={config.warmup_epochs} with schedule_unit=epoch: '
+                     f'the warm-up is whole epochs; give a whole number (or use '
+                     f'schedule_unit=step for a per-step warm-up).')
+  num_epochs = num_steps / steps_per_epoch
+
+  def schedule(count):
+    epoch = jnp.asarray(count, jnp.int32) // steps_per_epoch
+    return jnp.asarray(epoch_learning_rate(config, epoch, num_epochs), jnp.float32)
+
+  return schedule
 
 
 OPTIMIZERS = ('sgd', 'adam')

@@ -109,16 +109,21 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
   """One SGD step on this device's part of the global batch (see the module docstring).
 
   Returns the new state and metric sums over the global batch (`loss`, `count`, and
-  `correct` / `abs_error` where the task has them).
+  `correct` / `abs_error` where the task has them). A batch with mixup partners
+  (`mix_image`, `mix_label`, `mix_lam`; `data.device_input.local_batch`) trains on the
+  mixed images with lambda L(y) + (1 - lambda) L(y'); its metrics score the labels y.
   """
   images = normalize_images(batch['image'], mean, std)
+  if 'mix_lam' in batch:  # Normalising is affine, so mixing after it is mixing before.
+    images = device_input.mix_images(
+        images, normalize_images(batch['mix_image'], mean, std), batch['mix_lam'])
   count = jax.lax.psum(jnp.asarray(images.shape[0], jnp.float32), AXIS)
   protos = {**protos, **state.method_state}
 
   def loss_fn(params):
     z, updates = model.apply({'params': params, 'batch_stats': state.batch_stats},
                              images, train=True, mutable=['batch_stats'])
-    loss_sum = objective.loss(z, batch, protos, reduction='sum')
+    loss_sum = batch_loss_sum(objective, z, batch, protos)
     scale = 1.0 / count if objective.reduction == 'mean' else 1.0
     return loss_sum * scale, (loss_sum, z, updates['batch_stats'])
 
@@ -140,14 +145,32 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
   return new_state, jax.lax.psum(sums, AXIS)
 
 
+def batch_loss_sum(objective: objectives.Objective, z: jax.Array,
+                   batch: Mapping[str, jax.Array],
+                   protos: Mapping[str, jax.Array]) -> jax.Array:
+  """The loss summed over this device's examples; with mixup partners (`mix_label`,
+  `mix_lam`) lambda L(z, y) + (1 - lambda) L(z, y'), the references' `mixup_criterion`
+  (ETF's E and DL2PA's weights come from each label set's counts over the global
+  batch, which y' permutes, so they are the references' E of y)."""
+  loss_sum = objective.loss(z, batch, protos, reduction='sum')
+  if 'mix_lam' not in batch:
+    return loss_sum
+  lam = batch['mix_lam'][0]
+  return lam * loss_sum + (1.0 - lam) * objective.loss(
+      z, dict(batch, label=batch['mix_label']), protos, reduction='sum')
+
+
 def resident_train_step(state: TrainState, data: Mapping[str, jax.Array],
                         protos: Mapping[str, jax.Array], *, global_batch: int,
-                        augment: str, **kwargs) -> tuple[TrainState, dict[str, jax.Array]]:
+                        augment: str, mixup_alpha: float = 0.0,
+                        **kwargs) -> tuple[TrainState, dict[str, jax.Array]]:
   """`train_step` on this device's part of the global batch of `state.step`, gathered
-  (and augmented) on the device from the whole resident training split `data`; see
-  `data.device_input`: a pure function of (state.rng, state.step)."""
+  (augmented, and mixed where `mixup_alpha` > 0) on the device from the whole resident
+  training split `data`; see `data.device_input`: a pure function of (state.rng,
+  state.step)."""
   batch = device_input.local_batch(data, state.rng, state.step, axis_name=AXIS,
-                                   global_batch=global_batch, augment=augment)
+                                   global_batch=global_batch, augment=augment,
+                                   mixup_alpha=mixup_alpha)
   return train_step(state, batch, protos, **kwargs)
 
 
@@ -210,7 +233,7 @@ def make_objective(config: ml_collections.ConfigDict,
       num_classes=info.num_classes,
       target_range=tuple(info.target_range) if has_regression else (-1.0, 1.0),
       weight=config.joint_weight, reduction=config.loss_reduction,
-      hparams=config_lib.method_hparams(config))
+      hparams=config_lib.method_hparams(config), label_smoothing=config.label_smoothing)
 
 
 def prepare_workdir(workdir: str) -> str:
@@ -410,6 +433,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if config.parallel not in parallel.MAPPERS:
     raise ValueError(f'Unknown parallel={config.parallel!r}; use one of '
                      f'{parallel.MAPPERS}.')
+  if config.data.mixup_alpha < 0:
+    raise ValueError(f'data.mixup_alpha={config.data.mixup_alpha}: lambda ~ Beta(alpha, '
+                     f'alpha) needs alpha > 0 (0: no mixup).')
+  if config.data.mixup_alpha and config.task != 'classification':
+    raise ValueError(f'data.mixup_alpha mixes class labels; task={config.task!r} has '
+                     f'regression targets. Set data.mixup_alpha=0.')
   loader_kwargs, subset_options = subsets.split_options(dict(config.data.kwargs.items()))
   if config.data.data_dir:
     loader_kwargs['data_dir'] = config.data.data_dir
@@ -486,16 +515,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
          if k in ('image', 'label', 'target')}, mesh)
     train_fn = parallel.map_step(
         functools.partial(resident_train_step, global_batch=config.batch_size,
-                          augment=config.data.augment, **step_kwargs),
+                          augment=config.data.augment,
+                          mixup_alpha=float(config.data.mixup_alpha), **step_kwargs),
         mesh, kind=config.parallel, batch_argnums=(), donate_argnums=(0,))
     next_input = lambda: train_data
   else:
     # Streaming (large images): each host decodes and augments its share of every
     # batch; batch `step` is a pure function of (seed, step), so resuming needs no state.
-    if config.data.augment != 'none':
-      raise ValueError(f'data.augment={config.data.augment!r} is for datasets held on '
-                       f'the device; {info.name} augments while decoding: set '
-                       f'data.augment=none.')
+    if config.data.augment != 'none' or config.data.mixup_alpha:
+      raise ValueError(f'data.augment={config.data.augment!r} and data.mixup_alpha are '
+                       f'for datasets held on the device; {info.name} augments while '
+                       f'decoding: set data.augment=none and data.mixup_alpha=0.')
     batches = dataset.train_batches(train_split, start_step, config.batch_size,
                                     config.seed, jax.process_index(), jax.process_count(),
                                     num_steps=num_steps - start_step)

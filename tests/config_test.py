@@ -104,10 +104,11 @@ PAPER_CONFIGS = {  # config: (batch, lr, backbone, data, augmentation in the ste
     'cub': (64, 0.01, 'resnet34', 'cub', 'none'),  # augmented while decoding
     'omniart': (64, 0.001, 'resnet34', 'omniart', 'none'),
 }
-SWEEPS = {'cifar100': ('table1', 'table2', 'table3', 'family'),
+SWEEPS = {'cifar100': ('table1', 'table2', 'table3', 'family', 'dl2pa', 'paper_lt'),
           'imagenet200': ('table3',), 'cub': ('table3',), 'omniart': ('table4', 'table5'),
           'mnist': ('compare',), 'digits': ('compare',),
-          'cifar10': ('placement', 'low_dim', 'family', 'family_d3', 'fewshot', 'lt')}
+          'cifar10': ('placement', 'low_dim', 'family', 'family_d3', 'fewshot', 'lt',
+                      'paper_lt', 'paper_full')}
 # Classification configs: every method of the family must build from each.
 CLASSIFICATION = {'cifar10': 10, 'cifar100': 100, 'cub': 200, 'imagenet200': 200}
 
@@ -168,10 +169,11 @@ class PaperConfigTest(parameterized.TestCase):
   def test_every_paper_number_has_a_sweep_cell(self):
     sys.path.insert(0, os.path.join(helpers.ROOT, 'experiments'))
     import paper_numbers  # pylint: disable=g-import-not-at-top
+    import tables  # pylint: disable=g-import-not-at-top
     for name, spec in paper_numbers.TABLES.items():
-      for _, cells in spec['rows']:
+      for _, cells, *_ in spec['rows']:
         for column, (arg, _, _) in cells.items():
-          config = spec['config'] or column
+          config = tables.column_config(spec, column)
           declared = [c for sweep in SWEEPS[config] for c in load(config).get_sweep(sweep)]
           self.assertIn(arg, declared, f'{name}: {config}:{arg} is in no sweep')
 
@@ -220,6 +222,88 @@ class PaperConfigTest(parameterized.TestCase):
   def test_bad_cells(self, name, arg, message):
     with self.assertRaisesRegex(ValueError, message):
       load(name).get_config(arg)
+
+
+# Each reference script's parameters, read from its files (config_lib.PAPER_RECIPES
+# names them): (lr, momentum, weight decay, batch, epochs, warm-up epochs, decay epochs
+# (x0.1 each), mixup alpha, loss reduction, optimiser).
+REFERENCE = {
+    # ImbalancedLearning config/cifar10/Res_cifar10_imb001{,_ETF_DR}.yaml + train.py.
+    'method=softmax,recipe=etf,imbalance=0.01': (
+        0.1, 0.9, 2e-4, 128, 200, 5, (160, 180), 1.0, 'mean', 'sgd'),
+    'method=etf,recipe=etf,imbalance=0.01': (
+        0.1, 0.9, 2e-4, 128, 200, 5, (160, 180), 1.0, 'mean', 'sgd'),
+    # DL2PA_CVPR24 configs/LT/cifar10LT_001_fixed_classifier.yaml (drop1 5, drop2 160,
+    # drop3 180, alpha 1.0) + train.py's LT branch (mixup_data, LTloss: a mean).
+    'method=dl2pa,recipe=dl2pa_lt,imbalance=0.01': (
+        0.1, 0.9, 2e-4, 128, 200, 5, (160, 180), 1.0, 'mean', 'sgd'),
+    # psmmettes/hpn hpn_cifar.py's defaults; DL2PA's configs/balance/cifar100_d25_*.yaml.
+    'method=hpn,recipe=hpn': (0.01, 0.9, 1e-4, 128, 250, 0, (100, 200), 0.0, 'sum', 'sgd'),
+    'method=dl2pa,recipe=paper': (
+        0.01, 0.9, 1e-4, 128, 250, 0, (100, 200), 0.0, 'sum', 'sgd'),
+    # Hyperbolic-Busemann-Learning README.md's HBL.py command.
+    'method=busemann,recipe=paper': (
+        5e-4, 0.9, 5e-5, 128, 1110, 0, (1000, 1100), 0.0, 'mean', 'adam'),
+}
+
+
+class PaperRecipeTest(parameterized.TestCase):
+
+  @parameterized.parameters(*REFERENCE)
+  def test_each_recipe_passes_the_reference_parameters(self, arg):
+    lr, momentum, wd, batch, epochs, warmup, drops, alpha, reduction, optimizer = (
+        REFERENCE[arg])
+    c = load('cifar10').get_config(arg)
+    self.assertEqual((c.lr, c.weight_decay, c.batch_size, c.num_epochs, c.warmup_epochs),
+                     (lr, wd, batch, epochs, warmup))
+    self.assertEqual((c.schedule, c.schedule_unit, tuple(c.decay_epochs), c.decay_factor),
+                     ('step', 'epoch', drops, 0.1))
+    self.assertEqual((c.data.mixup_alpha, c.loss_reduction, c.optimizer, c.label_smoothing),
+                     (alpha, reduction, optimizer, 0.0))
+    if optimizer == 'sgd':
+      self.assertEqual(c.momentum, momentum)
+    self.assertEqual(c.data.augment, 'crop_flip')  # RandomCrop(32, 4) + flip, all of them
+
+  def test_the_references_dimensions_and_method_settings(self):
+    cifar10, cifar100 = load('cifar10'), load('cifar100')
+    # ETF's classifier takes the 64-d features (128 for CIFAR-100's wider ResNet-32);
+    # DL2PA's LT configs: space_dim 64 / 128; an explicit dim stays.
+    self.assertEqual(cifar10.get_config('method=etf,recipe=etf').dim, 64)
+    self.assertEqual(cifar10.get_config('method=etf,recipe=etf,dim=9').dim, 9)
+    self.assertEqual(cifar10.get_config('method=dl2pa,recipe=paper,imbalance=0.01').dim, 64)
+    c100 = cifar100.get_config('method=dl2pa,recipe=dl2pa_lt,imbalance=0.01')
+    self.assertEqual((c100.dim, c100.model.kwargs.multiplier), (128, 2))
+    self.assertEqual(c100.method_kwargs.dl2pa.loss, 'dr')  # LTloss
+    self.assertEqual(cifar10.get_config('method=dl2pa,recipe=paper').method_kwargs.dl2pa
+                     .loss, 'cosine')  # BLoss, balanced data
+    maxsep = cifar10.get_config('method=maxsep,recipe=paper')
+    self.assertEqual((maxsep.lr, maxsep.weight_decay, maxsep.batch_size, maxsep.num_epochs,
+                      maxsep.schedule, maxsep.schedule_unit,
+                      maxsep.method_kwargs.maxsep.radius), (0.1, 5e-4, 512, 200, 'cosine',
+                                                            'epoch', 0.1))
+    # Explicit arguments win over the recipe.
+    c = cifar10.get_config('method=etf,recipe=etf,epochs=3,batch=64,lr=0.05,steps=7')
+    self.assertEqual((c.num_epochs, c.batch_size, c.lr, c.num_steps), (3, 64, 0.05, 7))
+
+  @parameterized.parameters(('method=ebv,recipe=paper', 'ImageNet only'),
+                            ('method=softmax,recipe=paper', 'name the paper'),
+                            ('method=etf,recipe=cutmix', "Unknown recipe 'cutmix'"))
+  def test_recipe_errors_name_the_fix(self, arg, message):
+    with self.assertRaisesRegex(ValueError, message):
+      load('cifar10').get_config(arg)
+
+  def test_the_shared_recipe_is_unchanged(self):
+    for method, lr, reduction in (('hpn', 0.01, 'sum'), ('etf', 0.1, 'mean'),
+                                  ('softmax', 0.01, 'sum')):
+      c = load('cifar10').get_config(f'method={method}')
+      self.assertEqual(
+          (c.lr, c.loss_reduction, c.batch_size, c.num_epochs, c.schedule,
+           c.schedule_unit, c.warmup_epochs, c.weight_decay, c.data.mixup_alpha,
+           c.label_smoothing),
+          (lr, reduction, 128, 2.0, 'cosine', 'step', 0.1, 5e-4, 0.0, 0.0), method)
+    c = load('cifar100').get_config('prototypes=hpn,dim=10')
+    self.assertEqual((c.data.mixup_alpha, c.label_smoothing, c.schedule_unit),
+                     (0.0, 0.0, 'step'))
 
 
 if __name__ == '__main__':

@@ -161,6 +161,26 @@ class MemoryAndLossTest(absltest.TestCase):
     self.assertEqual(int(np.argmax(dl2pa.scores(z, protos))), 3)
     self.assertAlmostEqual(float(dl2pa.loss(z, protos, np.array([3]))[0]), 0.0, places=6)
 
+  def test_long_tailed_loss_is_dot_regression_against_ew_weighted_prototypes(self):
+    # utils/LT_utils.py: WP = produce_Ew(target) * polars (column c: the prototype
+    # assigned to class c), LTloss(feat, WP[:, y].T) = mean_i 1/2 (h.w - |w||h|)^2 / |h|,
+    # feat = the normalised output (the reference's BatchNorm is our Dense head).
+    assignment = np.array([1, 2, 0, 4, 3], np.int32)
+    protos = {'classes': self.classes, 'assignment': assignment}
+    labels = np.array([0, 3, 3, 1])
+    counts = np.bincount(labels, minlength=5)
+    gamma = len(labels) / np.count_nonzero(counts)
+    ew = np.where(counts > 0, np.sqrt(gamma / np.maximum(counts, 1)), 1.0)
+    w = self.classes[assignment][labels] * ew[labels][:, None]
+    h = unit_rows(self.z)
+    h_len = np.linalg.norm(h, axis=1)
+    want = 0.5 * (np.sum(h * w, 1) - np.linalg.norm(w, axis=1) * h_len) ** 2 / h_len
+    got = dl2pa.loss(self.z, protos, labels, loss='dr')
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    self.assertGreater(float(np.max(want)), 1e-3)  # a real case, not all zeros
+    with self.assertRaisesRegex(ValueError, "Unknown dl2pa loss 'ce'"):
+      dl2pa.loss(self.z, protos, labels, loss='ce')
+
   def test_objective_state_round_trip(self):
     objective = objectives.Objective(task='classification', method='dl2pa', dim=3,
                                      num_classes=5, hparams=(('momentum', 0.5),))

@@ -10,15 +10,24 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
 from absl.testing import absltest
+from PIL import Image
 
 import helpers
+from hyperproto.data import prepare
 
 sys.path.insert(0, os.path.join(helpers.ROOT, 'experiments'))
+import family_table  # pylint: disable=g-import-not-at-top,wrong-import-position
 import launch  # pylint: disable=g-import-not-at-top,wrong-import-position
 import mutation_check  # pylint: disable=g-import-not-at-top,wrong-import-position
 import parity_torch  # pylint: disable=g-import-not-at-top,wrong-import-position
+import run_list  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tables  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def paper_numbers_title(name):
+  return tables.paper_numbers.TABLES[name]['title']
 
 
 class ExperimentsTest(absltest.TestCase):
@@ -88,6 +97,116 @@ class ExperimentsTest(absltest.TestCase):
     row = next(l for l in text.splitlines() if l.startswith('| HPN (our'))
     self.assertIn('66.0 ± 0.0 (1)', row)
     self.assertIn('| cifar100 | dim=7,prototypes=ours | 30.0 ± 0.0 (1) | – |', text)
+
+  def test_tables_print_the_published_number_and_its_source_beside_ours(self):
+    def fake_run(config, arg, accuracy):
+      run_dir = os.path.join(self.root, config, launch.slug(arg), 'seed0')
+      launch.write_launch_json(run_dir, dict(config=config, arg=arg, seed=0))
+      with open(os.path.join(run_dir, 'results.json'), 'w') as f:
+        json.dump({'test/accuracy': accuracy}, f)
+
+    fake_run('cifar10', 'method=etf,recipe=etf,backbone=resnet32,imbalance=0.01', 0.75)
+    fake_run('cifar100', 'method=dl2pa,dim=10', 0.5)
+    text = tables.render(self.root, ['lt', 'dims'])
+    row = next(l for l in text.splitlines() if l.startswith('| ETF + DR'))
+    # CIFAR-10-LT 0.005 (none of ours) | 0.01: ours 75.0, published 76.5 (no std).
+    self.assertIn('| – | 71.9 | 75.0 ± 0.0 (1) | 76.5 |', row)
+    self.assertIn('- ETF + DR (d = 64 / 128): Saadabadi et al., CVPR 2024 (DL2PA)', text)
+    row = next(l for l in text.splitlines() if l.startswith('| DL2PA |'))
+    self.assertIn('| 50.0 ± 0.0 (1) | 57.21 |', row)
+    self.assertIn('- HPN (original placement): Mettes et al., NeurIPS 2019, Table 1.',
+                  text)
+    self.assertNotIn('### Other runs', text)  # both runs are cells of these tables
+    self.assertEqual(tables.published_value(
+        'cifar10', 'imbalance=0.02,backbone=resnet32,method=dl2pa,recipe=dl2pa_lt'),
+        [(paper_numbers_title('lt'), '81.4', tables.paper_numbers.TABLES['lt']['rows'][2][2])])
+    # family_table: the published CIFAR-10-LT 0.01 number beside the method's row.
+    fake_run('lt', 'method=etf,dim=10,imbalance=0.01', 0.3)
+    fake_run('lt', 'method=ebv,dim=10,imbalance=0.01', 0.2)
+    report = family_table.report(os.path.join(self.root, 'lt', '..'))
+    etf = next(l for l in report.splitlines() if l.startswith('| etf'))
+    ebv = next(l for l in report.splitlines() if l.startswith('| ebv'))
+    self.assertTrue(etf.endswith('| 76.5 [1] |'), etf)
+    self.assertTrue(ebv.endswith('| – |'), ebv)
+    self.assertIn('[1] Saadabadi et al., CVPR 2024 (DL2PA)', report)
+
+  def test_run_list_finishes_a_cell_records_it_and_continues_with_the_next(self):
+    # A tiny CIFAR-10 JPEG tree (100 training images per class, so that imbalance 0.01
+    # keeps one of the rarest class), prepared here; each call trains one tiny cell
+    # (a 4/8-wide CNN, 3 steps of batch 16). About 40 s on 2 idle cores.
+    jpeg, data_dir = os.path.join(self.root, 'jpeg'), os.path.join(self.root, 'data')
+    rng = np.random.default_rng(0)
+    for split, n in (('train', 100), ('test', 2)):
+      for c in range(10):
+        folder = os.path.join(jpeg, split, f'class{c}')
+        os.makedirs(folder)
+        for k in range(n):
+          Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+              os.path.join(folder, f'{k:04d}.jpg'))
+    prepare.prepare('cifar10_jpeg', jpeg, data_dir)
+    state = os.path.join(self.root, 'state')
+    env = dict(os.environ, JAX_PLATFORMS='cpu',
+               XLA_FLAGS='--xla_force_host_platform_device_count=1')
+    cells = run_list.cells()
+
+    def call():
+      proc = subprocess.run(
+          [sys.executable, os.path.join(helpers.ROOT, 'experiments', 'run_list.py'),
+           '--allow_cpu', '--tiny', '--max_cells=1', '--budget_s=600', f'--state={state}',
+           f'--data_dir={data_dir}'], capture_output=True, text=True, timeout=600, env=env)
+      self.assertEqual(proc.returncode, 0, proc.stdout[-3000:] + proc.stderr[-3000:])
+      return proc.stdout
+
+    call()
+    first = run_list.read_json(run_list.record_path(state, cells[0]))
+    self.assertEqual(first['cell'], 'method=softmax,recipe=etf,backbone=resnet32,'
+                                    'imbalance=0.01')  # the list's order
+    self.assertBetween(first['value'], 0.0, 100.0)
+    self.assertEqual(first['published'][0]['value'], '72.8')
+    self.assertIn('--config=configs/cifar10.py:method=softmax,recipe=etf,backbone=cnn',
+                  first['command'])  # --tiny: the CNN
+    self.assertIn('cpu', first['machine'])
+    self.assertTrue(first['tiny'])
+    self.assertGreater(first['wall_s'], 0.0)
+    self.assertRegex(first['commit'], r'^([0-9a-f]{12}(-dirty)?|unknown)$')
+    self.assertIn('JPEG copy', first['data'])
+    run_dir = run_list.cell_dir(state, cells[0])
+    self.assertFalse(os.path.exists(os.path.join(run_dir, 'checkpoints')))
+    self.assertTrue(os.path.exists(os.path.join(run_dir, 'results.json')))
+    self.assertIsNone(run_list.read_json(run_list.record_path(state, cells[1])))
+
+    out = call()  # the next call: the next cell, the finished one untouched
+    self.assertIn(f'[run_list] {cells[1]}: starting', out)
+    self.assertNotIn(f'[run_list] {cells[0]}', out)
+    self.assertEqual(run_list.read_json(run_list.record_path(state, cells[0])), first)
+    second = run_list.read_json(run_list.record_path(state, cells[1]))
+    self.assertEqual(second['cell'], cells[1])
+    self.assertIsNone(run_list.read_json(run_list.record_path(state, cells[2])))
+    with open(os.path.join(state, 'run_list.md')) as f:
+      summary = f.read()
+    self.assertIn(f'| 2 | `{cells[1]}` | done (tiny: not a measurement) |', summary)
+    self.assertIn(f'| 3 | `{cells[2]}` | to do | | | 76.9 |', summary)
+    # tables.py reads the list's workdirs: our value beside the published one.
+    text = tables.render(os.path.join(state, 'work'), ['lt'])
+    self.assertIn(f'{first["value"]:.1f} ± 0.0 (1) | 72.8 |', text)
+
+  def test_run_list_stops_a_cell_at_the_budget(self):
+    # Past its time the cell gets SIGTERM (the trainer checkpoints and stops), and the
+    # call reports it stopped (None), not failed.
+    log = os.path.join(self.root, 'log')
+    code = ('import signal, sys, time\n'
+            'signal.signal(signal.SIGTERM, lambda *a: (print("saved"), sys.exit(3)))\n'
+            'time.sleep(60)\n')
+    self.assertIsNone(run_list.run([sys.executable, '-c', code], 1.0, dict(os.environ),
+                                   log))
+    self.assertEqual(run_list.run([sys.executable, '-c', 'pass'], 30.0,
+                                  dict(os.environ), log), 0)
+    with open(log) as f:
+      self.assertIn('saved', f.read())
+    self.assertIsNone(run_list.checkpoint_step(self.root))
+    os.makedirs(os.path.join(self.root, 'checkpoints', '40'))
+    os.makedirs(os.path.join(self.root, 'checkpoints', '120'))
+    self.assertEqual(run_list.checkpoint_step(self.root), 120)
 
   def test_bench_input_runs_tiny(self):
     out = subprocess.run(

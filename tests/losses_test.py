@@ -149,6 +149,19 @@ class BaselineTest(absltest.TestCase):
     loss = losses.softmax_cross_entropy(jnp.zeros((3, 4)), jnp.array([0, 1, 3]))
     np.testing.assert_allclose(loss, 3 * np.log(4.0), rtol=1e-6)
 
+  def test_label_smoothing_is_pytorchs(self):
+    # torch.nn.CrossEntropyLoss(label_smoothing=e): -sum_c ((1 - e) [c = y] + e / C)
+    # log p_c, by hand.
+    logits = np.array([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]], np.float32)
+    labels = np.array([0, 2])
+    log_p = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+    target = 0.9 * np.eye(3)[labels] + 0.1 / 3
+    want = -np.sum(target * log_p)
+    got = losses.softmax_cross_entropy(logits, labels, label_smoothing=0.1)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(losses.softmax_cross_entropy(logits, labels),
+                               -log_p[[0, 1], labels].sum(), rtol=1e-6)
+
   def test_mse(self):
     np.testing.assert_allclose(
         losses.mse_loss(jnp.array([0.5, -1.0]), jnp.array([0.0, 1.0])), 4.25)

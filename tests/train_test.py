@@ -20,6 +20,7 @@ import helpers
 from hyperproto import data
 from hyperproto import export
 from hyperproto import models
+from hyperproto import objectives
 from hyperproto import parallel
 from hyperproto import prototypes
 from hyperproto import train
@@ -52,6 +53,66 @@ def sigterm_in_train_call(n):
     return wrapped
 
   return patched
+
+
+def log_softmax(x):
+  return x - np.log(np.sum(np.exp(x), axis=-1, keepdims=True))
+
+
+class MixupLossTest(parameterized.TestCase):
+  """The mixed loss against the references' `mixup_criterion` and ETF's / DL2PA's LT
+  `train` (the loss of the mixed images against both label sets, the per-batch E of the
+  unmixed labels for both)."""
+
+  def setUp(self):
+    super().setUp()
+    rng = np.random.default_rng(3)
+    self.z = rng.standard_normal((6, 5)).astype(np.float32)
+    self.labels = np.array([0, 1, 1, 2, 3, 3])
+    self.partner = np.array([3, 0, 5, 1, 2, 4])  # torch.randperm(6)
+    self.lam = 0.3
+    self.batch = dict(label=self.labels, mix_label=self.labels[self.partner],
+                      mix_lam=np.full(6, self.lam, np.float32))
+
+  def test_softmax_is_lambda_ce_a_plus_one_minus_lambda_ce_b(self):
+    objective = objectives.Objective(task='classification', method='baseline', dim=0,
+                                     num_classes=5, reduction='mean')
+    ce = lambda y: -np.mean(log_softmax(self.z)[np.arange(6), y])
+    want = self.lam * ce(self.labels) + (1 - self.lam) * ce(self.labels[self.partner])
+    got = train.batch_loss_sum(objective, self.z, self.batch, {}) / 6
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # Without partners: the plain loss.
+    np.testing.assert_allclose(train.batch_loss_sum(objective, self.z,
+                                                    dict(label=self.labels), {}) / 6,
+                               ce(self.labels), rtol=1e-6)
+
+  @parameterized.parameters('etf', 'dl2pa')
+  def test_dot_regression_weights_both_label_sets_with_the_batch_e(self, method):
+    classes = prototypes.place('etf', 5, 5, seed=0).astype(np.float32)
+    protos = {'classes': classes}
+    hparams = (('given_ew', True), ('loss', 'dr'))
+    if method == 'dl2pa':
+      protos['assignment'] = np.array([2, 0, 1, 4, 3], np.int32)
+      hparams = (('loss', 'dr'),)
+      classes = classes[protos['assignment']]
+    objective = objectives.Objective(task='classification', method=method, dim=5,
+                                     num_classes=5, reduction='mean', hparams=hparams)
+    counts = np.bincount(self.labels, minlength=5)  # produce_Ew(target), target = y_a
+    gamma = 6 / np.count_nonzero(counts)
+    ew = np.where(counts > 0, np.sqrt(gamma / np.maximum(counts, 1)), 1.0)
+    cur_m = classes * ew[:, None]  # cur_M's columns, as rows
+    h = self.z / np.linalg.norm(self.z, axis=1, keepdims=True)
+    h_len = np.linalg.norm(h, axis=1)
+
+    def dot_loss(y):  # methods.py dot_loss / LT_utils.LTloss, 'reg_dot_loss'
+      w = cur_m[y]
+      dot = np.sum(h * w, axis=1)
+      return np.mean(0.5 * (dot - np.linalg.norm(w, axis=1) * h_len) ** 2 / h_len)
+
+    want = (self.lam * dot_loss(self.labels)
+            + (1 - self.lam) * dot_loss(self.labels[self.partner]))
+    got = train.batch_loss_sum(objective, self.z, self.batch, protos) / 6
+    np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
 class TrainTest(parameterized.TestCase):
@@ -156,6 +217,28 @@ class TrainTest(parameterized.TestCase):
     # A finished workdir just re-evaluates.
     again = train.train_and_evaluate(helpers.tiny_config(), workdir)
     self.assertEqual(again['test/mae'], self.ref['test/mae'])
+
+  @pytest.mark.device
+  def test_a_mixup_run_resumes_bitwise_too(self):
+    # Mixup (lambda, the permutation, the partners' crops) is drawn from (rng, step):
+    # interrupted after step 3 and resumed, the run is the uninterrupted one, bit for
+    # bit; and it is not the run without mixup.
+    def config():
+      return helpers.tiny_config('task=classification', checkpoint_every_steps=100,
+                                 num_steps=4, **{'data.mixup_alpha': 1.0,
+                                                 'data.augment': 'crop_flip'})
+    straight, resumed = self.workdir(), self.workdir()
+    with mock.patch.object(device_input, 'mix_images',
+                           wraps=device_input.mix_images) as mix:
+      want = train.train_and_evaluate(config(), straight)
+    mix.assert_called()  # the step mixes (traced once)
+    with mock.patch.object(parallel, 'map_step', sigterm_in_train_call(3)):
+      with self.assertRaises(train.TrainingInterrupted):
+        train.train_and_evaluate(config(), resumed)
+    got = train.train_and_evaluate(config(), resumed)
+    jax.tree.map(np.testing.assert_array_equal, helpers.final_params(straight),
+                 helpers.final_params(resumed))
+    self.assertEqual(want['test/accuracy'], got['test/accuracy'])
 
   @pytest.mark.device
   def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(self):

@@ -11,13 +11,20 @@ any number of devices:
     into full global batches (the remainder of an epoch is dropped: fixed shapes, one
     compilation);
   * device i of n takes positions [i * b, (i + 1) * b) of the global batch;
-  * the augmentation of an example is keyed by (step, its position in the global batch).
+  * the augmentation of an example is keyed by (step, its position in the global batch);
+  * mixup (`mixup_alpha` > 0) draws one lambda ~ Beta(alpha, alpha) and one permutation
+    of the global batch per step, from (rng, step) (`mixup`): each device gathers the
+    partners of its own examples, augmented as they are at their own positions, so the
+    mixed global batch is the one a single device would build.
 """
 
 import jax
 import jax.numpy as jnp
 
 AUGMENTATIONS = ('none', 'crop_flip')
+# fold_in constant of the mixup key (the batch and augmentation keys are split from the
+# run key; folding keeps them, so runs without mixup are unchanged).
+MIXUP_FOLD = 0x6D6978
 
 
 def run_rng(seed: int) -> jax.Array:
@@ -43,11 +50,15 @@ def global_batch_indices(rng: jax.Array, step: jax.Array, *, num_examples: int,
 
 
 def local_batch(data: dict, rng: jax.Array, step: jax.Array, *, axis_name: str,
-                global_batch: int, augment: str = 'none', pad: int = 4) -> dict:
+                global_batch: int, augment: str = 'none', pad: int = 4,
+                mixup_alpha: float = 0.0) -> dict:
   """This device's part of the global batch of `step`, gathered from the resident split.
 
   Call inside shard_map / pmap over `axis_name`; `data` is the whole split (replicated).
-  `rng` must be the same on every device.
+  `rng` must be the same on every device. With `mixup_alpha` > 0 the batch also holds
+  each example's mixup partner (`mix_image`, `mix_label`; augmented as at its own
+  position) and the step's lambda (`mix_lam`, one value per example, all equal); the
+  step mixes them (`train.train_step`).
   """
   if augment not in AUGMENTATIONS:
     raise ValueError(f'Unknown augmentation {augment!r}; use one of {AUGMENTATIONS}.')
@@ -58,14 +69,43 @@ def local_batch(data: dict, rng: jax.Array, step: jax.Array, *, axis_name: str,
   indices = global_batch_indices(perm_rng, step, num_examples=num_examples,
                                  global_batch=global_batch)
   first = jax.lax.axis_index(axis_name) * per_device
-  indices = jax.lax.dynamic_slice_in_dim(indices, first, per_device)
-  batch = {k: jnp.take(v, indices, axis=0) for k, v in data.items()}
-  if augment == 'crop_flip':
-    positions = first + jnp.arange(per_device)
-    step_rng = jax.random.fold_in(aug_rng, step)
-    keys = jax.vmap(lambda p: jax.random.fold_in(step_rng, p))(positions)
-    batch['image'] = crop_flip(batch['image'], keys, pad=pad)
+  positions = first + jnp.arange(per_device)
+
+  def gather(positions_b):
+    """The examples at these positions of the global batch, augmented."""
+    batch = {k: jnp.take(v, indices[positions_b], axis=0) for k, v in data.items()}
+    if augment == 'crop_flip':
+      step_rng = jax.random.fold_in(aug_rng, step)
+      keys = jax.vmap(lambda p: jax.random.fold_in(step_rng, p))(positions_b)
+      batch['image'] = crop_flip(batch['image'], keys, pad=pad)
+    return batch
+
+  batch = gather(positions)
+  if mixup_alpha > 0:
+    lam, partner = mixup(jax.random.fold_in(rng, MIXUP_FOLD), step,
+                         global_batch=global_batch, alpha=mixup_alpha)
+    other = gather(partner[positions])
+    batch.update(mix_image=other['image'], mix_label=other['label'],
+                 mix_lam=jnp.full((per_device,), lam, jnp.float32))
   return batch
+
+
+def mixup(rng: jax.Array, step: jax.Array, *, global_batch: int,
+          alpha: float) -> tuple[jax.Array, jax.Array]:
+  """(lambda, partner) of `step`: lambda ~ Beta(alpha, alpha) and a uniform permutation
+  of the global batch's positions, position p mixed with `partner[p]` (the references'
+  `mixup_data`: `np.random.beta(alpha, alpha)`, `torch.randperm(batch_size)`, once per
+  batch); a pure function of (rng, step)."""
+  lam_key, perm_key = jax.random.split(jax.random.fold_in(rng, step))
+  lam = jax.random.beta(lam_key, alpha, alpha, dtype=jnp.float32)
+  return lam, jax.random.permutation(perm_key, global_batch)
+
+
+def mix_images(images_f: jax.Array, partners_f: jax.Array, lam_B: jax.Array) -> jax.Array:
+  """lambda x + (1 - lambda) x' (float images, per example; `mixup_data`'s
+  `mixed_x`)."""
+  lam = lam_B.astype(images_f.dtype).reshape((-1,) + (1,) * (images_f.ndim - 1))
+  return lam * images_f + (1.0 - lam) * partners_f
 
 
 def crop_flip(images: jax.Array, keys: jax.Array, pad: int = 4) -> jax.Array:

@@ -34,14 +34,26 @@ Where we differ from the code, and why:
   * The score matrix of the matching is computed in float64 on the host (the code: in
     float32 on the GPU), so that every process finds the same permutation.
   * Prototypes: their `Prototype_Estimation.py` (Wang & Isola's uniformity loss, SGD
-    over shuffled batches of classes, 1,000 epochs) is the default placement,
-    `uniformity` (`prototypes/uniformity.py`); its init and order come from NumPy, not
-    PyTorch's generator.
-  * Not ported: the long-tailed branch of their `train.py` (mixup, inverse-frequency
-    weighted prototypes and a BatchNorm on the features, `LT_utils`).
+    over shuffled batches of classes; its `--num_epoch` defaults to 100, the README's
+    command passes 1,000) is the default placement, `uniformity`
+    (`prototypes/uniformity.py`, 1,000 epochs); its init and order come from NumPy,
+    not PyTorch's generator.
+
+The long-tailed branch of their `train.py` (datasets named `*LT`) trains differently:
+the loss is ETF's dot regression (`LT_utils.LTloss`, the same formula as
+`methods.etf`'s `dot_loss`) against the assigned prototype scaled by the per-batch
+E_w of the batch's labels (`LT_utils.produce_Ew`), averaged over the batch, on mixed
+images (mixup, alpha 1: `data.mixup_alpha`, the loss lambda L(y) + (1 - lambda) L(y'));
+the queue is updated from the mixed images' features with the unmixed labels, as here.
+`loss='dr'` selects it (`config_lib.PAPER_RECIPES['dl2pa_lt']` sets it with the rest of
+that recipe). Their LT classifier also puts a BatchNorm on the features before the
+normalisation (as ETF's; ours is the model's Dense head), and their CIFAR-10-LT configs
+name no prototype file (`centroid_path` is left at its placeholder), so which
+prototypes their CIFAR-10-LT numbers used is not in the code.
 
 Hyper-parameters (`config.method_kwargs.dl2pa`): `momentum` (0.9), `refresh_every_steps` (0:
-once per epoch, theirs; N > 0 re-solves every N steps).
+once per epoch, theirs; N > 0 re-solves every N steps), `loss` ('cosine': the balanced
+branch's (1 - cos)^2; 'dr': the long-tailed branch's dot regression).
 """
 
 from typing import Any, Mapping
@@ -53,6 +65,9 @@ from scipy import optimize
 
 from hyperproto import losses
 from hyperproto.methods import Method
+from hyperproto.methods import etf
+
+LOSSES = ('cosine', 'dr')
 
 Array = jax.Array
 
@@ -66,17 +81,24 @@ def class_prototypes(protos: Mapping[str, Array]) -> Array:
 
 
 def loss(z_BxD: Array, protos, labels_B: Array, *, momentum: float = 0.9,
-         refresh_every_steps: int = 0) -> Array:
-  """(1 - cos(z, P[assignment[y]]))^2 per example."""
+         refresh_every_steps: int = 0, loss: str = 'cosine') -> Array:  # pylint: disable=redefined-outer-name
+  """Per example: 'cosine', (1 - cos(z, P[assignment[y]]))^2 (`BLoss`); 'dr', the dot
+  regression against E_w[y] P[assignment[y]] (`LTloss` with `produce_Ew`)."""
   del momentum, refresh_every_steps
+  if loss not in LOSSES:
+    raise ValueError(f"Unknown dl2pa loss {loss!r}; use method_kwargs.dl2pa.loss='cosine' "
+                     f"(the balanced branch) or 'dr' (the long-tailed branch).")
+  if loss == 'dr':
+    return etf.etf_loss(z_BxD, {'classes': class_prototypes(protos)}, labels_B,
+                        loss='dr', given_ew=True)
   target_BxD = class_prototypes(protos)[labels_B]
   return jnp.square(1.0 - losses.cosine_similarity(z_BxD, target_BxD))
 
 
 def scores(z_BxD: Array, protos, *, momentum: float = 0.9,
-           refresh_every_steps: int = 0) -> Array:
-  """B x C cosines to the assigned prototypes."""
-  del momentum, refresh_every_steps
+           refresh_every_steps: int = 0, loss: str = 'cosine') -> Array:  # pylint: disable=redefined-outer-name
+  """B x C cosines to the assigned prototypes (`predict`, either branch)."""
+  del momentum, refresh_every_steps, loss
   return losses.cosine_matrix(z_BxD, class_prototypes(protos))
 
 
@@ -103,9 +125,9 @@ def _normalize(x_NxD: Array, eps: float) -> Array:
 
 def state_update(state: Mapping[str, Array], z_BxD: Array, labels_B: Array,
                  mask_B: Array, axis_name: str, *, momentum: float = 0.9,
-                 refresh_every_steps: int = 0) -> dict[str, Array]:
+                 refresh_every_steps: int = 0, loss: str = 'cosine') -> dict[str, Array]:  # pylint: disable=redefined-outer-name
   """One `forward_momentum` step on the global batch (see the module docstring)."""
-  del refresh_every_steps
+  del refresh_every_steps, loss
   queue_CxD = state['queue']
   x_BxD = _normalize(jnp.asarray(z_BxD, jnp.float32), NORMALIZE_EPS)
   onehot_BxC = jax.nn.one_hot(labels_B, queue_CxD.shape[0], dtype=jnp.float32)
@@ -134,7 +156,7 @@ METHOD = Method(
     placement='uniformity',
     loss=loss,
     scores=scores,
-    defaults={'momentum': 0.9, 'refresh_every_steps': 0},
+    defaults={'momentum': 0.9, 'refresh_every_steps': 0, 'loss': 'cosine'},
     state_init=state_init,
     state_update=state_update,
     state_refresh=state_refresh,

@@ -31,8 +31,9 @@ Where we differ from the code, and why:
     one GPU sees it) and, since the loss does not know train from eval, also in the
     evaluation loss (theirs evaluates with E = 1); predictions never use E.
   * Their `reg_lam` term (a multiple of mean |h|, constant 1 for normalised features)
-    is left out; mixup (their configs' `mixup: True`) is a data-pipeline matter, not
-    part of this loss.
+    is left out. Mixup (their configs' `mixup: True`, alpha 1) is the data section's
+    `data.mixup_alpha`; the step then trains lambda L(y) + (1 - lambda) L(y') with E
+    from the batch's labels, as their `train` (`config_lib.PAPER_RECIPES['etf']`).
   * d >= C - 1 (the paper); the code's construction needs d >= C (see the placement).
 """
 

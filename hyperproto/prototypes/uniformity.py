@@ -5,8 +5,9 @@ with t = 2, minimised by plain SGD (lr 0.1, no momentum) on the unnormalised vec
 normalised in the loss. Each epoch visits the classes in a random order in batches of
 `batch_size` (their DataLoader, shuffle=True, the last batch smaller); with C <= 100 (their
 default batch) every step sees all classes. Init: uniform(-1, 1) columns scaled to unit
-norm (`renorm_(2, 1, 1e-5).mul_(1e5)`). Their configs use 1,000 epochs (`d50_e1000`). The
-random init and order cannot match PyTorch's generator bit for bit.
+norm (`renorm_(2, 1, 1e-5).mul_(1e5)`). Epochs: the script's `--num_epoch` defaults to
+100, its README's command passes 1,000 (our default); no config of theirs names a count.
+The random init and order cannot match PyTorch's generator bit for bit.
 """
 
 import functools
