@@ -6,7 +6,8 @@ Runs are found by the `launch.json` that experiments/launch.py (and run_list.py)
 next to each results.json; cells are matched to experiments/paper_numbers.py by config
 and `:arg`. Each cell prints `ours mean +- std (n runs)` and the published `mean +- std`
 (`–` where none was published), and each table the source of its published numbers;
-runs of no published table (e.g. the MNIST comparisons) are listed after the tables.
+runs of no published table (e.g. the MNIST comparisons) are listed after the tables, and
+runs without a results.json (queued, running, cancelled or failed) after them.
 """
 
 import collections
@@ -122,6 +123,16 @@ def other_runs(runs: dict, used: set) -> str:
   return '\n'.join(lines)
 
 
+def unfinished_runs(root: str) -> str:
+  """The workdirs with a launch.json but no results.json yet."""
+  dirs = sorted(d for d, _, files in os.walk(root)
+                if 'launch.json' in files and 'results.json' not in files)
+  if not dirs:
+    return ''
+  return '\n'.join([f'### Unfinished runs ({len(dirs)}: no results.json yet)', '',
+                    *(f'- {d}' for d in dirs)])
+
+
 def render(root: str, names) -> str:
   runs = collect(root)
   parts, used = [], set()
@@ -132,6 +143,7 @@ def render(root: str, names) -> str:
     parts.append(text)
     used |= keys
   parts.append(other_runs(runs, used))
+  parts.append(unfinished_runs(root))
   return '\n\n'.join(p for p in parts if p) + '\n'
 
 

@@ -4,13 +4,20 @@
       [--config.lr=0.05 ...]
 
 Re-running the same command on an existing workdir resumes from its newest checkpoint.
+SIGINT (Ctrl-C), SIGTERM or SIGUSR1 saves a checkpoint and exits with status 130
+(`interrupts.EXIT_STATUS`): run the same command again to resume.
 """
 
 import logging as std_logging
 import os
 import sys
 
-import jax
+from hyperproto import interrupts
+
+if __name__ == '__main__':  # Before JAX loads (seconds): see interrupts.py.
+  interrupts.record_until_training()
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
 from absl import logging
@@ -85,7 +92,7 @@ def main(argv):
   except train.TrainingInterrupted as e:
     logging.warning('%s', e)
     print(e, file=sys.stderr)
-    sys.exit(130)
+    sys.exit(interrupts.EXIT_STATUS)
   summary = ', '.join(f'{k} = {v:.4f}' for k, v in results.items()
                       if isinstance(v, float) and '/' in k)
   has_mae = any(k.endswith('/mae') for k in results)

@@ -11,7 +11,8 @@ augments each step's batch there (`data.device_input`). Streaming datasets feed
 
 The workdir holds config.json, metrics.jsonl, TensorBoard events, prototypes.npy (+ .json),
 checkpoints/ and, at the end, results.json and plots (curves.png, prototypes.png). Running the same command again resumes from
-the newest checkpoint; SIGINT (Ctrl-C) and SIGTERM save a checkpoint before stopping.
+the newest checkpoint; SIGINT (Ctrl-C) and SIGTERM save a checkpoint before stopping
+(`TrainingInterrupted`; main.py then exits with `interrupts.EXIT_STATUS`).
 """
 
 import functools
@@ -26,6 +27,7 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 import optax
@@ -34,6 +36,7 @@ from absl import logging
 from hyperproto import checkpointing
 from hyperproto import config_lib
 from hyperproto import data as data_lib
+from hyperproto import interrupts
 from hyperproto import models
 from hyperproto import objectives
 from hyperproto import optim
@@ -287,13 +290,34 @@ def prepare_prototypes(config: ml_collections.ConfigDict,
   return protos
 
 
+def _preemption_sync_available() -> bool:
+  try:
+    multihost_utils.reached_preemption_sync_point(0)
+  except RuntimeError as e:
+    logging.warning('%s Each process then stops on its own signal, and processes that '
+                    'stop after different steps wait for each other forever.', e)
+    return False
+  return True
+
+
 class _StopOnSignal:
-  """Turns the first SIGINT / SIGTERM into a request to checkpoint and stop; a second
-  SIGINT aborts at once."""
+  """Turns SIGINT, SIGTERM or SIGUSR1 (what the sbatch scripts pass on at the time limit)
+  into a checkpoint and a stop; `stop_now()` is asked once per step, by every process.
+
+  One process: the first signal stops the run after the current step; a second SIGINT
+  aborts at once. Several processes (jax.distributed): each would see its signal during a
+  different step, and one that stopped alone would wait forever in the next collective,
+  so SIGTERM goes to JAX's preemption notifier, which makes every process stop after the
+  same step (`multihost_utils.reached_preemption_sync_point`); SIGINT and SIGUSR1 are
+  passed on to it as SIGTERM. A signal recorded during the set-up
+  (`interrupts.record_until_training`) stops the run after its first step.
+  """
 
   def __init__(self):
     self.requested = False
     self._old = {}
+    self._steps = 0  # this attempt's steps: the same count on every process
+    self._sync = jax.process_count() > 1 and _preemption_sync_available()
 
   def _handle(self, signum, frame):
     del frame
@@ -302,11 +326,27 @@ class _StopOnSignal:
     self.requested = True
     logging.warning('Got %s: saving a checkpoint after this step, then stopping '
                     '(Ctrl-C again to abort without saving).', signal.Signals(signum).name)
+    if self._sync:
+      os.kill(os.getpid(), signal.SIGTERM)  # To JAX's notifier, which syncs the stop.
+
+  def stop_now(self) -> bool:
+    """Whether to checkpoint and stop after the step just taken."""
+    if not self._sync:
+      return self.requested
+    self._steps += 1
+    return multihost_utils.reached_preemption_sync_point(self._steps)
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
-      for sig in (signal.SIGINT, signal.SIGTERM):
-        self._old[sig] = signal.signal(sig, self._handle)
+      for sig in interrupts.STOP_SIGNALS:
+        if not (self._sync and sig == signal.SIGTERM):  # That one is JAX's notifier's.
+          self._old[sig] = signal.signal(sig, self._handle)
+    if early := interrupts.take_recorded():
+      logging.warning('Got %s before training started: saving a checkpoint after the '
+                      'first step, then stopping.', signal.Signals(early[0]).name)
+      self.requested = True
+      if self._sync:
+        os.kill(os.getpid(), signal.SIGTERM)
     return self
 
   def __exit__(self, *exc):
@@ -571,11 +611,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           logging.info('step %d/%d | %s', step, num_steps, _fmt(metrics))
         if refresh_every and step % refresh_every == 0 and not last:
           state = refresh_method_state(state, objective, protos, mesh)
-        if last or stop.requested or step % config.checkpoint_every_steps == 0:
+        stopping = stop.stop_now()
+        if last or stopping or step % config.checkpoint_every_steps == 0:
           _checked(pending, last_ckpt)  # Never checkpoint a non-finite state.
-          if ckpt.save(step, state, force=last or stop.requested):
+          if ckpt.save(step, state, force=last or stopping):
             last_ckpt = step
-        if stop.requested and not last:
+        if stopping and not last:
           ckpt.wait()
           raise TrainingInterrupted(step)
     ckpt.wait()

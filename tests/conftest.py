@@ -23,3 +23,9 @@ os.environ.setdefault('HYPERPROTO_KERNEL_CACHE',
 # TFDS's progress bars would fill the logs of every prepare.
 import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top,wrong-import-position
 tfds.disable_progress_bar()
+
+
+def pytest_collection_modifyitems(items):
+  """The SLURM tests first: they mostly wait for the scheduler (about 3 minutes), so with
+  `--dist=loadfile` they then overlap with the rest of the suite instead of ending it."""
+  items.sort(key=lambda item: item.path.name != 'slurm_test.py')

@@ -1,4 +1,5 @@
-"""Multi-process runs (two real JAX processes on this CPU), launcher detection, sbatch."""
+"""Multi-process runs (two real JAX processes on this CPU) and launcher detection (the
+sbatch scripts: slurm_test.py)."""
 
 import json
 import os
@@ -17,7 +18,6 @@ from absl.testing import parameterized
 
 import helpers
 from hyperproto import distributed
-from hyperproto import slurm
 
 TIMEOUT_S = 300
 
@@ -125,42 +125,6 @@ class LauncherDetectionTest(parameterized.TestCase):
       with mock.patch('jax.distributed.initialize') as init:
         self.assertEqual(distributed.initialize(), expected is not None)
         self.assertEqual(init.called, expected is not None)
-
-
-class SbatchTest(parameterized.TestCase):
-
-  @parameterized.parameters('process_per_gpu', 'process_per_node')
-  def test_templates_render_to_valid_bash(self, template):
-    script = slurm.render(template, config='configs/digits.py:task=joint',
-                          workdir='/scratch/runs/a', overrides=['--config.lr=0.1', '--config.x=a b'],
-                          nodes=2, gpus_per_node=4, time='02:00:00',
-                          setup='source /opt/venv/bin/activate',
-                          sbatch_extra=['--partition=gpu', '--array=0-2'])
-    self.assertNotIn('${', script)
-    for line in ('#SBATCH --nodes=2', '#SBATCH --gpus-per-node=4',
-                 '#SBATCH --time=02:00:00', '#SBATCH --partition=gpu',
-                 '#SBATCH --array=0-2', '#SBATCH --signal=TERM@120', '#SBATCH --requeue',
-                 "'--config.x=a b'", '--workdir=/scratch/runs/a',
-                 '#SBATCH --output=/scratch/runs/a/slurm/%x-%A_%a.out'):
-      self.assertIn(line, script)
-    per_node = template == 'process_per_node'
-    self.assertIn(f'#SBATCH --ntasks-per-node={1 if per_node else 4}', script)
-    self.assertEqual('--local_device_ids=0,1,2,3' in script, per_node)
-    tmp = tempfile.mkdtemp()
-    self.addCleanup(shutil.rmtree, tmp)
-    path = os.path.join(tmp, 'job.sbatch')
-    with open(path, 'w') as f:
-      f.write(script)
-    check = subprocess.run(['bash', '-n', path], capture_output=True, text=True)
-    self.assertEqual(check.returncode, 0, check.stderr)
-
-  def test_log_dir_with_spaces_is_refused(self):
-    with self.assertRaisesRegex(ValueError, 'cannot hold whitespace'):
-      slurm.render(config='c.py', workdir='/scratch/my runs')
-
-  def test_unknown_template(self):
-    with self.assertRaisesRegex(ValueError, "Unknown sbatch template 'mpi'"):
-      slurm.render('mpi', config='c.py', workdir='/w')
 
 
 if __name__ == '__main__':

@@ -2,6 +2,7 @@
 parts of the PyTorch parity check (parity_torch.py) that run without PyTorch, and the
 mutation list of mutation_check.py against the code."""
 
+import glob
 import importlib.util
 import json
 import os
@@ -18,6 +19,7 @@ import helpers
 from hyperproto.data import prepare
 
 sys.path.insert(0, os.path.join(helpers.ROOT, 'experiments'))
+import checkpoint_time  # pylint: disable=g-import-not-at-top,wrong-import-position
 import family_table  # pylint: disable=g-import-not-at-top,wrong-import-position
 import launch  # pylint: disable=g-import-not-at-top,wrong-import-position
 import mutation_check  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -58,19 +60,26 @@ class ExperimentsTest(absltest.TestCase):
       launch.expand(self.config, 'table9', ['0'], self.root)
 
   def test_slurm_array_script(self):
-    out = subprocess.run(
-        [sys.executable, os.path.join(helpers.ROOT, 'experiments', 'launch.py'),
-         f'--config={self.config}', '--sweep=table3', '--seeds=0,1,2',
-         f'--workdir={self.root}', '--slurm', '--sbatch=--partition=gpu'],
-        capture_output=True, text=True, cwd=helpers.ROOT, timeout=120,
-        env=dict(os.environ, PYTHONPATH=helpers.ROOT))
-    self.assertEqual(out.returncode, 0, out.stderr[-2000:])
-    script_path = os.path.join(self.root, 'cifar100', 'table3.sbatch')
+    def launch_slurm():
+      out = subprocess.run(
+          [sys.executable, os.path.join(helpers.ROOT, 'experiments', 'launch.py'),
+           f'--config={self.config}', '--sweep=table3', '--seeds=0,1,2',
+           f'--workdir={self.root}', '--slurm', '--sbatch=--partition=gpu'],
+          capture_output=True, text=True, cwd=helpers.ROOT, timeout=120,
+          env=dict(os.environ, PYTHONPATH=helpers.ROOT))
+      self.assertEqual(out.returncode, 0, out.stderr[-2000:])
+      return out.stdout
+
+    out = launch_slurm()
+    self.assertIn('0 of 9 runs finished', out)
+    (script_path,) = glob.glob(os.path.join(self.root, 'cifar100', 'table3-*.sbatch'))
     with open(script_path) as f:
       script = f.read()
     self.assertIn('#SBATCH --array=0-8', script)
     self.assertIn('#SBATCH --partition=gpu', script)
-    with open(os.path.join(self.root, 'cifar100', 'table3.args')) as f:
+    self.assertIn(f'#SBATCH --output={self.root}/cifar100/slurm/%x-%A_%a.out', script)
+    self.assertTrue(os.path.isdir(os.path.join(self.root, 'cifar100', 'slurm')))
+    with open(script_path[:-len('.sbatch')] + '.args') as f:
       lines = f.read().splitlines()
     self.assertLen(lines, 9)
     self.assertIn(':method=softmax --workdir=', lines[0])
@@ -78,6 +87,16 @@ class ExperimentsTest(absltest.TestCase):
         self.root, 'cifar100', 'method-softmax', 'seed2', 'launch.json')))
     check = subprocess.run(['bash', '-n', script_path], capture_output=True, text=True)
     self.assertEqual(check.returncode, 0, check.stderr)
+    # A finished run is left out of the next array, whose files do not overwrite these
+    # (tasks of the first array may still be queued, or requeued, and read their line).
+    with open(os.path.join(lines[0].split('--workdir=')[1].split()[0], 'results.json'),
+              'w') as f:
+      f.write('{}')
+    self.assertIn('1 of 9 runs finished', launch_slurm())
+    scripts = glob.glob(os.path.join(self.root, 'cifar100', 'table3-*.sbatch'))
+    self.assertLen(scripts, 2)
+    with open(next(p for p in scripts if p != script_path)) as f:
+      self.assertIn('#SBATCH --array=0-7', f.read())
 
   def test_tables_put_our_mean_and_std_next_to_the_paper(self):
     def fake_run(arg, seed, **results):
@@ -89,7 +108,9 @@ class ExperimentsTest(absltest.TestCase):
     fake_run('prototypes=hpn,dim=10', 0, **{'test/accuracy': 0.50})
     fake_run('prototypes=hpn,dim=10', 1, **{'test/accuracy': 0.52})
     fake_run('dim=100,prototypes=ours', 0, **{'test/accuracy': 0.66})  # any key order
-    os.makedirs(os.path.join(self.root, 'unfinished'))  # no results.json: ignored
+    os.makedirs(os.path.join(self.root, 'unfinished'))  # no launch.json: ignored
+    launch.write_launch_json(os.path.join(self.root, 'cifar100', 'queued', 'seed0'),
+                             dict(config='cifar100', arg='dim=7', seed=0))
     fake_run('prototypes=ours,dim=7', 0, **{'test/accuracy': 0.3})  # in no table
     text = tables.render(self.root, ['table1'])
     row = next(l for l in text.splitlines() if l.startswith('| HPN (original'))
@@ -97,6 +118,17 @@ class ExperimentsTest(absltest.TestCase):
     row = next(l for l in text.splitlines() if l.startswith('| HPN (our'))
     self.assertIn('66.0 ± 0.0 (1)', row)
     self.assertIn('| cifar100 | dim=7,prototypes=ours | 30.0 ± 0.0 (1) | – |', text)
+    self.assertIn(f'### Unfinished runs (1: no results.json yet)\n\n'
+                  f'- {self.root}/cifar100/queued/seed0\n', text)
+
+  def test_checkpoint_time_measures_a_save(self):
+    (row,) = checkpoint_time.measure('cnn', self.root, repeats=1, image_size=16,
+                                     model_kwargs=dict(widths=(8, 16)))
+    self.assertEqual(row['model'], 'cnn')
+    # params + momentum (float32) + the step, BatchNorm statistics and the RNG key
+    self.assertGreater(row['state_bytes'], 2 * 4 * row['params'])
+    self.assertGreater(row['save_seconds'], 0)
+    self.assertEqual(os.listdir(self.root), [])  # the checkpoint was removed
 
   def test_tables_print_the_published_number_and_its_source_beside_ours(self):
     def fake_run(config, arg, accuracy):

@@ -97,6 +97,25 @@ class MainTest(absltest.TestCase):
     with open(os.path.join(workdir, 'config.json')) as f:
       self.assertEqual(json.load(f)['batch_size'], 16)  # the override was applied
 
+  def test_a_signal_during_the_set_up_stops_after_the_first_step(self):
+    # SLURM's time-limit warning (USR1, from the sbatch script) while JAX still loads.
+    def catches_usr1(pid):  # SigCgt: the signals the process has handlers for.
+      with open(f'/proc/{pid}/status') as f:
+        mask = next(l for l in f if l.startswith('SigCgt:')).split()[1]
+      return bool(int(mask, 16) & (1 << (signal.SIGUSR1 - 1)))
+
+    proc = subprocess.Popen(command(self.workdir, '--config.num_steps=200'), env=self.env,
+                            cwd=helpers.ROOT, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + TIMEOUT_S
+    while time.time() < deadline and not catches_usr1(proc.pid):
+      time.sleep(0.01)
+    proc.send_signal(signal.SIGUSR1)
+    _, err = proc.communicate(timeout=TIMEOUT_S)
+    self.assertEqual(proc.returncode, 130, err[-2000:])
+    self.assertIn('Got SIGUSR1 before training started', err)
+    self.assertEqual(self.checkpoints(self.workdir), [1])
+
   def test_deterministic_flag_is_added_once(self):
     self.assertEqual(main.with_deterministic_flag(''), main.DETERMINISTIC_FLAG)
     self.assertEqual(main.with_deterministic_flag('--a=1'), '--a=1 ' + main.DETERMINISTIC_FLAG)
