@@ -16,6 +16,7 @@ import sys
 
 from absl import app
 from absl import flags
+import numpy as np
 
 _LARGE = flags.DEFINE_bool('large', False, 'Add the 1,050,624 x 1024 Kerdock cell '
                            '(about a minute; 4.3 GB).')
@@ -30,6 +31,7 @@ CELLS = [
     ('uniformity', 2000, 64, {'epochs': 2}),
     ('auto', 1000, 64, {}),
     ('separation_large', 20000, 128, {'rounds': 2}),
+    ('separation_large', 60000, 128, {'rounds': 1}),
     ('construction', 100_000, 512, {'family': 'kerdock'}),
     ('auto', 100_000, 512, {}),
     ('kerdock', 66_048, 256, {}),
@@ -60,7 +62,7 @@ def _run_cell(method: str, c: int, d: int, kwargs: dict) -> dict:
   before = _status('VmRSS')
   if method == 'separation_large':  # Through `place`'s path, with fewer rounds.
     protos = separation.separation_large(c, d, 300, **kwargs)
-    prototypes.certify(prototypes._unit_float32(protos))  # pylint: disable=protected-access
+    prototypes.certify(protos.astype(np.float32))
   else:
     prototypes.place_with_metadata(method, c, d, 300, **kwargs)
   return dict(estimate=estimate.total, resolved=estimate.resolved,

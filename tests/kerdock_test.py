@@ -19,40 +19,43 @@ from hyperproto.prototypes import memory
 from hyperproto.prototypes import walsh
 
 D = 1024
+# The field's helpers (private to kerdock.py), tested here directly.
+_FIELD, _FIELD_POLY = kerdock._field, kerdock._FIELD_POLY  # pylint: disable=protected-access
+_MUL, _SQRT, _TRACE = kerdock._gf_mul, kerdock._gf_sqrt, kerdock._gf_trace  # pylint: disable=protected-access
 
 
 class FieldTest(absltest.TestCase):
 
   def test_every_field_polynomial_is_primitive(self):
-    for m in kerdock._FIELD_POLY:  # pylint: disable=protected-access
-      exp, log, _ = kerdock._field(m)  # pylint: disable=protected-access
+    for m in _FIELD_POLY:
+      exp, log, _ = _FIELD(m)
       order = (1 << m) - 1
       self.assertLen(set(exp[:order].tolist()), order)  # x generates every unit.
       np.testing.assert_array_equal(exp[log[1:]], np.arange(1, 1 << m))
     # x^9 + x^4 + 1 is also the m-sequence polynomial of the Gold code (algebraic.py).
     self.assertEqual(algebraic._PRIMITIVE[9], (4, 0))  # pylint: disable=protected-access
-    self.assertEqual(kerdock._FIELD_POLY[9], (1 << 9) | (1 << 4) | 1)  # pylint: disable=protected-access
+    self.assertEqual(_FIELD_POLY[9], (1 << 9) | (1 << 4) | 1)
 
   def test_a_reducible_polynomial_is_refused(self):
-    with mock.patch.dict(kerdock._FIELD_POLY, {9: (1 << 9) | 1}):  # x^9 + 1 = (x+1)(...)
-      kerdock._field.cache_clear()  # pylint: disable=protected-access
+    with mock.patch.dict(_FIELD_POLY, {9: (1 << 9) | 1}):  # x^9 + 1 = (x + 1)(...)
+      _FIELD.cache_clear()
       try:
         with self.assertRaisesRegex(AssertionError, 'not primitive'):
-          kerdock._field(9)  # pylint: disable=protected-access
+          _FIELD(9)
       finally:
-        kerdock._field.cache_clear()  # pylint: disable=protected-access
+        _FIELD.cache_clear()
 
   def test_field_arithmetic(self):
     m = 9
     a = np.random.default_rng(0).integers(1, 1 << m, 200)
     b = np.random.default_rng(1).integers(1, 1 << m, 200)
-    np.testing.assert_array_equal(kerdock._gf_mul(a, 1, m), a)  # pylint: disable=protected-access
-    s = kerdock._gf_sqrt(a, m)  # pylint: disable=protected-access
-    np.testing.assert_array_equal(kerdock._gf_mul(s, s, m), a)  # pylint: disable=protected-access
+    np.testing.assert_array_equal(_MUL(a, 1, m), a)
+    s = _SQRT(a, m)
+    np.testing.assert_array_equal(_MUL(s, s, m), a)
     # The trace is additive and Tr(a^2) = Tr(a).
-    tr = lambda x: kerdock._gf_trace(x, m)  # pylint: disable=protected-access
+    tr = lambda x: _TRACE(x, m)
     np.testing.assert_array_equal(tr(a ^ b), tr(a) ^ tr(b))
-    np.testing.assert_array_equal(tr(kerdock._gf_mul(a, a, m)), tr(a))  # pylint: disable=protected-access
+    np.testing.assert_array_equal(tr(_MUL(a, a, m)), tr(a))
     self.assertEqual(int(np.sum(tr(np.arange(1 << m)))), 1 << (m - 1))  # Balanced.
 
 
@@ -113,7 +116,8 @@ class D1024Test(absltest.TestCase):
     np.testing.assert_array_equal(np.sum(p.astype(np.float64)**2, axis=1), 1.0)
     gram = p @ p.T  # Exact in float32: sums of at most 1024 terms +-2^-10.
     np.fill_diagonal(gram, -np.inf)
-    self.assertEqual(set(np.unique(gram[np.isfinite(gram)])), {-1.0, -1 / 32, 0.0, 1 / 32})
+    self.assertEqual(set(np.unique(gram[np.isfinite(gram)])),
+                     {-1.0, -1 / 32, 0.0, 1 / 32})
     m = prototypes.certify(p)
     self.assertEqual(m['walsh_blocks'], 5)
     self.assertEqual(m['max_cos'], 1 / 32)

@@ -38,9 +38,10 @@ class EstimateTest(absltest.TestCase):
     if not os.access('/proc/self/clear_refs', os.W_OK):
       self.skipTest('needs /proc/self/clear_refs (Linux) to reset the peak')
     cell = json.dumps(['separation', 1000, 64, {'steps': 20}])
-    done = subprocess.run([sys.executable, 'experiments/memory_table.py', f'--cell={cell}'],
-                          capture_output=True, text=True, cwd=REPO, check=True,
-                          env=dict(os.environ, PYTHONPATH=REPO))
+    done = subprocess.run(
+        [sys.executable, 'experiments/memory_table.py', f'--cell={cell}'],
+        capture_output=True, text=True, cwd=REPO, check=True,
+        env=dict(os.environ, PYTHONPATH=REPO))
     m = json.loads(done.stdout.strip().splitlines()[-1])
     self.assertGreater(m['measured'], 10**7)
     self.assertLessEqual(m['measured'], m['estimate'])

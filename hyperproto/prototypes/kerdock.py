@@ -175,7 +175,8 @@ def kerdock_set(n: int) -> np.ndarray:
   ell = _gf_trace(_gf_mul(_gf_sqrt(c[:, :, 0], m), basis[None], m), m)  # Tr(s x_i): c x m
   xy = _gf_mul(basis[:, None], basis[None], m)  # m x m
   out = np.zeros((1 << m, n, n), np.int64)
-  out[:, :m, :m] = _gf_trace(_gf_mul(c, xy[None], m), m) ^ (ell[:, :, None] & ell[:, None])
+  quadratic = _gf_trace(_gf_mul(c, xy[None], m), m)  # Tr(c x_i x_j): c x m x m
+  out[:, :m, :m] = quadratic ^ (ell[:, :, None] & ell[:, None])
   out[:, :m, m] = out[:, m, :m] = ell
   if np.any(out != out.transpose(0, 2, 1)) or np.any(np.diagonal(out, axis1=1, axis2=2)):
     raise AssertionError('Kerdock set matrices are not alternating.')

@@ -43,6 +43,10 @@ LARGE_C_ROWS = 7
 # temporaries.
 CERTIFY_ROWS = 4
 CERTIFY_BLOCK_ENTRIES = 1 << 24
+# (limit, usage) of this process's memory cgroup: v2, then v1.
+CGROUP_FILES = (('/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory.current'),
+                ('/sys/fs/cgroup/memory/memory.limit_in_bytes',
+                 '/sys/fs/cgroup/memory/memory.usage_in_bytes'))
 
 
 class NotEnoughMemory(MemoryError):
@@ -112,9 +116,7 @@ def available() -> tuple[Optional[int], str]:
           found.append((int(line.split()[1]) * 1024, 'MemAvailable in /proc/meminfo'))
   except OSError:
     pass
-  for limit_file, usage_file in (('/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory.current'),
-                                 ('/sys/fs/cgroup/memory/memory.limit_in_bytes',
-                                  '/sys/fs/cgroup/memory/memory.usage_in_bytes')):
+  for limit_file, usage_file in CGROUP_FILES:
     try:
       with open(limit_file) as f:
         limit = f.read().strip()
@@ -123,7 +125,8 @@ def available() -> tuple[Optional[int], str]:
     except (OSError, ValueError):
       continue
     if limit.isdigit() and int(limit) < 1 << 60:  # 'max' or ~2^63: no limit.
-      found.append((int(limit) - usage, f'the cgroup limit less its usage ({limit_file})'))
+      found.append((int(limit) - usage,
+                    f'the cgroup limit less its usage ({limit_file})'))
   if not found:
     return None, 'no memory information (/proc/meminfo) on this system'
   return min(found)
@@ -133,9 +136,9 @@ def _rows(num_classes: int, dim: int, itemsize: int) -> int:
   return num_classes * dim * itemsize
 
 
-def _separation(c: int, d: int, restarts: int, absolute: bool = False) -> dict[str, int]:
-  """The jitted restarts (vmapped: all in memory at once) and the float64 copies."""
-  del absolute  # |cos| adds no C x C array beyond the count above (measured).
+def _separation(c: int, d: int, restarts: int) -> dict[str, int]:
+  """The jitted restarts (vmapped: all in memory at once) and their rows. The same for
+  the max |cos| criterion (`ebv`) and with L_PI (`semantic`), measured."""
   return {f'{restarts} restarts x {SEPARATION_GRAMS} C x C arrays':
               restarts * SEPARATION_GRAMS * c * c * F32,
           'their rows': restarts * _rows(c, d, F64 + 5 * F32), 'XLA': XLA}
@@ -159,7 +162,8 @@ def _auto_separation(c: int, d: int, kwargs: dict[str, Any]) -> dict[str, int]:
   if not kwargs:
     cost = c * c * (d + getattr(lib, 'PAIR_WORK', 32))
     hot = getattr(lib, 'HOT', {}).get('steps', 3000)
-    restarts = max(restarts, min(16, int(getattr(lib, 'HOT_BUDGET', 1e10) / (cost * hot))))
+    hot_restarts = int(getattr(lib, 'HOT_BUDGET', 1e10) / (cost * hot))
+    restarts = max(restarts, min(16, hot_restarts))
     if d == 3 and c <= getattr(lib, 'TAMMES_MAX_C', 300):
       restarts = max(restarts, 64)
   return _separation(c, d, restarts)
@@ -273,7 +277,7 @@ def _alternatives(method: str, c: int, d: int, room: int, certify: bool,
     if need <= room:
       out.append(f"method='construction' ({built.name}, max cos {built.max_cos:.5f}) "
                  f'in about {format_bytes(need)}')
-  for d0 in sorted(kerdock.VALID_DIMS, reverse=True):  # The largest Kerdock code that fits.
+  for d0 in sorted(kerdock.VALID_DIMS, reverse=True):  # The largest Kerdock that fits.
     n = min(c, kerdock.code_size(d0))
     if d0 <= d and fits('kerdock', n, d0):
       what = f'all {c:,} classes' if n == c else f'up to {n:,} classes'
@@ -290,9 +294,14 @@ def _alternatives(method: str, c: int, d: int, room: int, certify: bool,
 
 
 def check(method: str, num_classes: int, dim: int, certify: bool = False,
-          **kwargs: Any) -> Estimate:
-  """Raises NotEnoughMemory where `estimate` exceeds `available()`; else the estimate."""
-  need = estimate(method, num_classes, dim, certify, **kwargs)
+          **kwargs: Any) -> Optional[Estimate]:
+  """Raises NotEnoughMemory where `estimate` exceeds `available()`; else the estimate
+  (None where the request is not one the estimate can read, e.g. restarts='4': the
+  method then reports its own error)."""
+  try:
+    need = estimate(method, num_classes, dim, certify, **kwargs)
+  except (TypeError, ValueError):
+    return None
   room, source = available()
   if room is None or need.total <= room:
     return need

@@ -131,16 +131,20 @@ class WalshScan:
       raise AssertionError('A signed Hadamard block is not an orthogonal basis.')
     # e_x against the h rows of family g: the count of +1 among t_g(x) (-1)^(b.x) over
     # the rows b present (`_e_plus`), and per h row b over the x present (`_h_plus`).
-    self._col_plus = lambda rows: np.sum(walsh[:rows] > 0, axis=0)  # per column x
-    self.e_plus_full = np.where(signs > 0, self._col_plus(d), d - self._col_plus(d))
-    self.h_plus_full = (d + fwht(signs)) // 2  # Row sums of each basis: the spectrum.
     self.signs, self.walsh = signs, walsh
+    plus = self._col_plus(d)
+    self.e_plus_full = np.where(signs > 0, plus, d - plus)
+    self.h_plus_full = (d + fwht(signs)) // 2  # Row sums of each basis: the spectrum.
     self.partial = -1  # The short last block, if any.
     if self.blocks[-1][2] < d:
       self.partial = len(self.blocks) - 1
       self._prepare_partial(*self.blocks[-1])
     self.nearest = np.concatenate([self._nearest(u) for u in range(len(self.blocks))])
     self.max_abs = self._max_abs()
+
+  def _col_plus(self, rows: int) -> np.ndarray:
+    """Per column x: the number of +1 in rows 0..rows-1 of the Hadamard matrix."""
+    return np.sum(self.walsh[:rows] > 0, axis=0)
 
   def _prepare_partial(self, family: int, sign: int, rows: int):
     """What a full block sees of the short last block, per row."""
@@ -229,8 +233,8 @@ class WalshScan:
     """The number of pairs i < j with cos x d == level, an integer at or above the max
     (each spectrum's count of its top value; 0 above the max)."""
     if level < self.nearest.max():
-      raise ValueError(f'pairs_at counts pairs at the max ({self.nearest.max()}) or above, '
-                       f'got level {level}.')
+      raise ValueError(f'pairs_at counts pairs at the max ({self.nearest.max()}) or '
+                       f'above, got level {level}.')
     total = 0
     if level == 0:  # Within a block.
       total += int(np.sum(self.rows * (self.rows - 1) // 2))
