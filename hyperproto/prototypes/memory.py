@@ -34,9 +34,9 @@ HPN_GRAMS = 3
 XLA = 200 * 10**6  # Compiling the optimiser, its runtime buffers (measured 0.1-0.2 GB).
 # The large-C optimiser's per-row arrays, in units of C x d float32: the points and Adam
 # moments (3), the best iterate (1), the padded copy of the neighbour search (1), the
-# float64 start (2); plus the k neighbours' rows gathered for the smooth max and their
-# gradient (2k).
-LARGE_C_ROWS = 7
+# float64 start (2), and 2 more to cover the growth measured from C = 20,000 to 60,000;
+# plus the k neighbours' rows gathered for the smooth max and their gradient (2k).
+LARGE_C_ROWS = 9
 # The dense certificate (`certificates.certify` on a code that is not Walsh blocks): a
 # float64 copy of the rows and the integer-detection temporaries, in units of C x d
 # float64, and a block of cosines (as `certificates._DenseScan` sizes it) with two
