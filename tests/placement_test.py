@@ -259,8 +259,8 @@ class KerdockTest(parameterized.TestCase):
     np.testing.assert_array_equal(prototypes.place('auto', 288, 16), p)
 
   def test_errors(self):
-    with self.assertRaisesRegex(ValueError, r'dim = 4\^k, one of \[4, 16, 64, 256\]; got '
-                                'dim=32'):
+    with self.assertRaisesRegex(
+        ValueError, r'dim = 4\^k, one of \[4, 16, 64, 256, 1024\]; got dim=32'):
       kerdock.kerdock(32)
     with self.assertRaisesRegex(ValueError, 'dim=8'):
       prototypes.place('kerdock', 10, 8)

@@ -1,6 +1,7 @@
 """Placement: the exact simplex, the original recipe's known value, metrics, storage."""
 
 from concurrent import futures
+import hashlib
 import os
 import tempfile
 
@@ -9,6 +10,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 from hyperproto import prototypes
+from hyperproto.prototypes import store
 
 
 def pairwise_cos(p):
@@ -105,6 +107,13 @@ class StoreTest(absltest.TestCase):
         f.write(b'garbage')
       with self.assertRaisesRegex(ValueError, 'Cannot read prototypes'):
         prototypes.load(path)
+
+  def test_checksum_in_blocks(self):
+    # Hashed block by block (no copy of a 4.3 GB array): the digest of the whole bytes.
+    p = np.random.default_rng(0).standard_normal((1000, 7))
+    whole = hashlib.sha256(p.astype(np.float32).tobytes()).hexdigest()
+    self.assertEqual(store.sha256(p, block_rows=64), whole)
+    self.assertEqual(store.sha256(np.asfortranarray(p), block_rows=999), whole)
 
   def test_concurrent_saves_of_one_placement(self):
     # Every process of a multi-host run saves the same placement into one shared cache.

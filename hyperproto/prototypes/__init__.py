@@ -43,6 +43,7 @@ from hyperproto.prototypes import closed_form
 from hyperproto.prototypes import codes
 from hyperproto.prototypes import hpn as hpn_lib
 from hyperproto.prototypes import kerdock as kerdock_lib
+from hyperproto.prototypes import memory
 from hyperproto.prototypes import semantic as semantic_lib
 from hyperproto.prototypes import separation as separation_lib
 from hyperproto.prototypes import uniformity as uniformity_lib
@@ -202,8 +203,10 @@ def place(method: str, num_classes: int, dim: int, seed: int = 300,
   """C x D unit vectors (float32) by `method`; see PLACEMENTS.
 
   Logs a warning (and `separation_metrics` counts them) where two prototypes coincide
-  (cos > 1 - 1e-6): those classes cannot be told apart.
+  (cos > 1 - 1e-6): those classes cannot be told apart. Raises memory.NotEnoughMemory,
+  before allocating anything, where the request cannot fit in the memory available.
   """
+  memory.check(method, num_classes, dim, **kwargs)
   return _place_resolved(method, num_classes, dim, seed, **kwargs)[0]
 
 
@@ -221,14 +224,10 @@ def _place_resolved(method: str, num_classes: int, dim: int, seed: int,
     protos, resolved = PLACEMENTS[method](num_classes, dim, seed, **kwargs), method
   # Exact optima and codes are duplicate-free by construction: no C^2 scan for them.
   check = not (resolved in DISTINCT_BY_CONSTRUCTION or resolved.startswith('construction'))
-  protos = np.asarray(protos, np.float64)
-  if protos.shape != (num_classes, dim):
-    raise AssertionError(f'{method} returned shape {protos.shape}, not '
+  if np.shape(protos) != (num_classes, dim):
+    raise AssertionError(f'{method} returned shape {np.shape(protos)}, not '
                          f'({num_classes}, {dim}).')
-  norms = np.linalg.norm(protos, axis=1, keepdims=True)
-  # Rows already unit to float32 precision are kept as they are: the exact constructions
-  # choose float32-representable coordinates, which a renormalisation would round again.
-  protos = np.where(np.abs(norms - 1.0) > 1e-6, protos / norms, protos).astype(np.float32)
+  protos = _unit_float32(protos)
   if num_classes > 1 and check:
     dups = duplicate_pairs(protos, limit=5)
     if dups:
@@ -237,6 +236,33 @@ def _place_resolved(method: str, num_classes: int, dim: int, seed: int,
           '1e-6), e.g. class pairs %s: those classes cannot be told apart. Use '
           'method="auto" or "separation", or raise dim.', method, num_classes, dim, dups)
   return protos, resolved
+
+
+def _unit_float32(protos: np.ndarray, block_rows: int = 1 << 13) -> np.ndarray:
+  """The rows as float32 unit vectors, converted in blocks of rows (no float64 copy of
+  the whole array: the 1,050,624 x 1024 Kerdock code is 4.3 GB in float32).
+
+  Rows already unit to float32 precision (1e-6) are kept as they are: the exact
+  constructions choose float32-representable coordinates, which a renormalisation would
+  round again. A float32 array whose rows are all unit is returned as it is.
+  """
+  def convert(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, np.float64)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.where(np.abs(norms - 1.0) > 1e-6, rows / norms, rows).astype(np.float32)
+
+  def unit(rows: np.ndarray) -> bool:  # Squared norms summed in float64, no copy.
+    squares = np.einsum('ij,ij->i', rows, rows, dtype=np.float64)
+    return not np.any(np.abs(np.sqrt(squares) - 1.0) > 1e-6)
+
+  blocks = range(0, len(protos), block_rows)
+  if isinstance(protos, np.ndarray) and protos.dtype == np.float32 and all(
+      unit(protos[a:a + block_rows]) for a in blocks):
+    return protos
+  out = np.empty(np.shape(protos), np.float32)
+  for a in blocks:
+    out[a:a + block_rows] = convert(protos[a:a + block_rows])
+  return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -284,7 +310,9 @@ def _jsonable(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def place_with_metadata(method: str, num_classes: int, dim: int, seed: int = 300,
                         **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
-  """`place`, timed, plus the metadata that `save` writes beside the array."""
+  """`place`, timed, plus the metadata that `save` writes beside the array (memory
+  checked first for both, as in `place`)."""
+  memory.check(method, num_classes, dim, certify=True, **kwargs)
   start = time.perf_counter()
   protos, resolved = _place_resolved(method, num_classes, dim, seed, **kwargs)
   seconds = time.perf_counter() - start

@@ -60,6 +60,14 @@ def main(argv):
   del argv
   kwargs = _kwargs()
   args = (_METHOD.value, _NUM_CLASSES.value, _DIM.value, _SEED.value)
+  try:
+    _place(args, kwargs)
+  except prototypes.memory.NotEnoughMemory as e:
+    raise SystemExit(f'error: {e}') from None  # One message, no traceback; status 1.
+
+
+def _place(args: tuple, kwargs: dict) -> None:
+  """Places (or reads from the cache), writes, prints the certificate, plots."""
   if _OUTPUT.value:
     if not _OUTPUT.value.endswith('.npy'):
       raise app.UsageError(f'--output must end in .npy, got {_OUTPUT.value!r}.')
@@ -69,7 +77,9 @@ def main(argv):
   else:
     protos = prototypes.get_or_place(*args, **kwargs)
     path = prototypes.cache_path(*args, **kwargs)
-    meta = {'metrics': prototypes.certify(protos)}
+    meta = prototypes.store.load_metadata(path)  # As `get_or_place` certified it.
+    if 'metrics' not in meta:
+      meta = {'metrics': prototypes.certify(protos)}
   metrics = meta['metrics']
   logging.info('Wrote %s', path)
   print(json.dumps(dict(path=path, **{k: metrics[k] for k in sorted(metrics)}),

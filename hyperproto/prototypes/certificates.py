@@ -20,6 +20,12 @@ is:
     (row i + s is row i rotated by one coordinate, checked on every row), as the Gold
     code is, each cosine is a value of the cyclic cross-correlation of two of the s base
     rows: s FFTs give all of them (`_CyclicScan`), s^2 M log M work instead of N^2 M.
+  * Walsh blocks. Where the rows are aligned blocks of d = 4^k rows, each the standard
+    basis or a Sylvester-Hadamard basis with signed columns (checked exactly on every
+    entry), as the Kerdock codes and their prefixes are, every cosine is a value of the
+    Walsh spectrum of the product of two blocks' sign vectors (walsh.py): F^2/2
+    transforms of length d for F sign vectors, and the array is never copied. The
+    1,050,624-point Kerdock code in R^1024 (5.5e11 pairs) is certified in seconds.
 
 Together these certify C = 100,000 points of two 256-d Kerdock codes in R^512 in about
 half a minute, and 100,000 Gold-code points in 12 s, where a dense pass takes minutes
@@ -40,6 +46,7 @@ from scipy.sparse import csgraph
 
 from hyperproto.prototypes import bounds as bounds_lib
 from hyperproto.prototypes import kerdock
+from hyperproto.prototypes import walsh
 
 DUPLICATE_COS = 1.0 - 1e-6  # As metrics.DUPLICATE_COS.
 PAIR_TOL = 1e-6  # As metrics.PAIR_TOL.
@@ -245,9 +252,15 @@ def certify(protos_CxD: np.ndarray, block_rows: Optional[int] = None) -> dict:
   """`separation_metrics`' keys + `max_abs_cos` + `certificate`, in one blocked pass.
 
   Also `exact_arithmetic` (True where the integer-row path was used), `components` (the
-  number of orthogonal blocks found) and `cyclic_components` (how many of them were
-  certified through their cyclic structure, `_CyclicScan`).
+  number of orthogonal blocks found), `cyclic_components` (how many of them were
+  certified through their cyclic structure, `_CyclicScan`) and `walsh_blocks` (the
+  number of blocks of rows certified through Walsh spectra, `walsh.WalshScan`). A code
+  that is Walsh blocks as a whole (a Kerdock code or a prefix of one) is read in place,
+  never copied.
   """
+  lay = walsh.layout(protos_CxD)
+  if lay is not None:
+    return _certify_walsh(protos_CxD, lay)
   p = unit_rows(protos_CxD)
   num_classes, dim = p.shape
   out = scan_header(p)
@@ -263,8 +276,11 @@ def certify(protos_CxD: np.ndarray, block_rows: Optional[int] = None) -> dict:
   for rows in groups:
     cols = np.flatnonzero(np.any(p[rows] != 0, axis=0))
     x_g = x[rows][:, cols]
-    stride = _cyclic_stride(x_g) if integer is not None else None
-    if stride is not None:
+    lay = walsh.layout(p[rows][:, cols]) if integer is not None else None
+    stride = _cyclic_stride(x_g) if integer is not None and lay is None else None
+    if lay is not None:
+      scan = _WalshScan(lay)
+    elif stride is not None:
       scan = _CyclicScan(x_g, stride, sq)
     else:
       scan = _DenseScan(x_g, sq, block_rows)
@@ -284,8 +300,50 @@ def certify(protos_CxD: np.ndarray, block_rows: Optional[int] = None) -> dict:
     duplicates += scan.duplicates()
   out.update(scan_summary(num_classes, dim, nearest, pairs, duplicates, max_abs))
   out.update(exact_arithmetic=integer is not None, components=len(groups),
-             cyclic_components=sum(isinstance(s, _CyclicScan) for s in scans))
+             cyclic_components=sum(isinstance(s, _CyclicScan) for s in scans),
+             walsh_blocks=sum(s.blocks for s in scans if isinstance(s, _WalshScan)))
   return out
+
+
+def _certify_walsh(p_CxD: np.ndarray, lay: walsh.Layout) -> dict:
+  """`certify` of a code of Walsh blocks (`walsh.layout`) as a whole: exact, and the
+  array is read in place, never copied (its rows are exactly unit, as the layout checks).
+  """
+  num_classes, dim = p_CxD.shape
+  total = np.zeros(dim)
+  for start in range(0, num_classes, 1 << 16):  # float64 sums: exact for these entries.
+    total += p_CxD[start:start + (1 << 16)].sum(axis=0, dtype=np.float64)
+  out = {'num_classes': int(num_classes), 'dim': int(dim),
+         'norm_of_mean': float(np.linalg.norm(total / num_classes))}
+  scan = _WalshScan(lay)
+  best = float(scan.nearest.max())
+  out.update(scan_summary(num_classes, dim, scan.nearest,
+                          scan.pairs_at_least(best - PAIR_TOL, best), scan.duplicates(),
+                          scan.max_abs))
+  out.update(exact_arithmetic=True, components=1, cyclic_components=0,
+             walsh_blocks=scan.blocks)
+  return out
+
+
+class _WalshScan:
+  """`walsh.WalshScan` in the protocol of the scans here (cosines, not cos x d)."""
+
+  def __init__(self, lay: walsh.Layout):
+    self.scan = walsh.WalshScan(lay)
+    self.dim, self.blocks = lay.dim, len(lay.blocks)
+    self.top = int(self.scan.nearest.max())  # This group's max, cos x d.
+    self.nearest = self.scan.nearest / self.dim
+    self.max_abs = self.scan.max_abs / self.dim
+
+  def pairs_at_least(self, level: float, best: float) -> int:
+    """Pairs with cos >= level = best - PAIR_TOL: those at this group's max, if it is
+    that high (cosines here are multiples of 1/d, far more than PAIR_TOL apart)."""
+    del best
+    return self.scan.pairs_at(self.top) if self.top / self.dim >= level else 0
+
+  def duplicates(self) -> int:
+    """Pairs with cos > DUPLICATE_COS: cos 1 (x d = d), the only such value here."""
+    return self.scan.pairs_at(self.dim) if self.top == self.dim else 0
 
 
 class _DenseScan:

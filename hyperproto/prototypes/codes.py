@@ -212,19 +212,27 @@ class Construction:
     blocks = [self.code.rows(k) for k in counts[:self.copies]]
     if self.rest:
       blocks.append(cross(counts[-1]))
+    if len(blocks) == 1:  # One code, no copy (float32 for Kerdock: 4.3 GB at d0 = 1024).
+      return blocks[0]
     return direct_sum(*[b.astype(np.float64) for b in blocks])
 
 
 @functools.lru_cache(maxsize=8)
-def _ordered_code(name: str, d0: int):
-  """(rows in antipode order, number antipode-free) for a small-enough base code."""
-  if name == 'kerdock':
-    points = kerdock.kerdock(d0).astype(np.float32)  # Exact: entries 0, +-1, +-2^-k.
-  else:
-    points = algebraic.hadamard(4 * d0, d0)
+def _ordered_hadamard(d0: int):
+  """(rows in antipode order, number antipode-free) of the Hadamard code in R^d0;
+  cached, so read-only."""
+  points = algebraic.hadamard(4 * d0, d0)
   second = _second_of_pair(points)
   order = np.concatenate([np.flatnonzero(~second), np.flatnonzero(second)])
-  return points[order], len(points) - int(np.sum(second))
+  ordered = points[order]
+  ordered.flags.writeable = False
+  return ordered, len(points) - int(np.sum(second))
+
+
+def _kerdock_rows(d0: int, k: int) -> np.ndarray:
+  """The first k points of the Kerdock code in R^d0 in antipode order (e, B_1, ...,
+  then their negatives: what `antipode_order` gives), built directly, float32 (exact)."""
+  return kerdock.kerdock_rows(d0, k, 'antipodes_last', np.float32)
 
 
 def _base_codes(dim: int) -> list[Code]:
@@ -234,12 +242,12 @@ def _base_codes(dim: int) -> list[Code]:
     if d0 <= dim:
       reps = kerdock.code_size(d0) // 2  # Every point's antipode is in the code.
       out.append(Code(f'kerdock({d0})', d0, kerdock.code_size(d0), 2.0**-math.log(d0, 4),
-                      lambda k, d0=d0: _ordered_code('kerdock', d0)[0][:k], reps))
+                      functools.partial(_kerdock_rows, d0), reps))
   d0 = 8
   while d0 <= dim:
     if d0 not in kerdock.VALID_DIMS:  # Kerdock contains the Hadamard code there.
       out.append(Code(f'hadamard({d0})', d0, 4 * d0, 1 / math.sqrt(d0),
-                      lambda k, d0=d0: _ordered_code('hadamard', d0)[0][:k], 2 * d0))
+                      lambda k, d0=d0: _ordered_hadamard(d0)[0][:k], 2 * d0))
     d0 *= 2
   for m in sorted(algebraic._PRIMITIVE):  # pylint: disable=protected-access
     n = (1 << m) - 1
