@@ -175,8 +175,8 @@ def auto_placement(num_classes: int, dim: int, seed: int = 300,
   if -(-num_classes // 8) <= algebraic.triples_bound(dim):
     try:  # Max cos exactly 1/3, whatever the seed and the CPU: a ceiling on every run.
       results.append((algebraic.triples(num_classes, dim), 'triples'))
-    except ValueError:
-      pass  # The search found too few triples for C points.
+    except ValueError:  # The search found fewer triples than C points need.
+      pass
   scores = [_max_cos(p) for p, _ in results]
   return results[int(np.argmin(scores))]
 

@@ -159,10 +159,14 @@ def triples(num_classes: int, dim: int, seed: int = 0) -> np.ndarray:
   """
   del seed
   needed = -(-num_classes // 8)
-  packing = triple_packing(dim, limit=needed) if needed <= triples_bound(dim) else []
-  if 8 * len(packing) < num_classes:
-    raise ValueError(f'The triples code has {8 * len(packing)} points in dim={dim}, got '
-                     f'num_classes={num_classes}. Raise dim or use method="auto".')
+  if needed > triples_bound(dim):
+    raise ValueError(f'The triples code has at most {8 * triples_bound(dim)} points in '
+                     f'dim={dim}, got num_classes={num_classes}. Raise dim or use '
+                     f'method="auto".')
+  packing = triple_packing(dim, limit=needed)
+  if len(packing) < needed:
+    raise ValueError(f'The triples code found {8 * len(packing)} points in dim={dim}, '
+                     f'got num_classes={num_classes}. Raise dim or use method="auto".')
   signs = np.array(list(itertools.product((1.0, -1.0), repeat=3)))
   points = np.zeros((8 * len(packing), dim))
   for t, triple in enumerate(packing):
