@@ -16,6 +16,12 @@ Sections, each cell timed:
     0.05 degrees in <= 60 s for N <= 100, reported beyond. Alone:
       PYTHONPATH=. python experiments/placement_table.py --sections=tammes --noscale \
           --output=experiments/results/placement_3d.md
+  * Seeds (`seeds`): each of SEED_CELLS (method, C, d) for seeds 0..19 (`--num_seeds`),
+    the best and the worst max cos (max |cos| for `ebv`), duplicates and time per seed:
+    whether a researcher's placement depends on the seed. The fast cells are also a test
+    (tests/placement_test.py, EverySeedTest). Alone:
+      PYTHONPATH=. python experiments/placement_table.py --sections=seeds --noscale \
+          --output=experiments/results/placement_seeds.md
   * Scale (`--scale`): C = 10,000 at d = 128 (auto), C = 100,000 at d = 512 from two
     256-d Kerdock codes (`construction`, family='kerdock') and by `auto` (the Gold code
     of length 511), each placed and certified in a fresh subprocess that reports its
@@ -53,7 +59,10 @@ _SECTIONS = flags.DEFINE_list('sections', ['grid', 'codes', 'budget', 'proven', 
                               "Sections to run: grid (the paper's), codes, budget (C <= "
                               '1,000, d <= 128: time only), proven (3-D, '
                               'N = 3..14 and 24), tammes (3-D, N = tammes_min..tammes_max '
-                              'against the best known). --scale adds the scale rows.')
+                              'against the best known), seeds (SEED_CELLS over seeds '
+                              '0..num_seeds-1). --scale adds the scale rows.')
+_NUM_SEEDS = flags.DEFINE_integer('num_seeds', 20, 'Seeds 0..num_seeds-1 of the seeds '
+                                   'section.')
 _TAMMES_MIN = flags.DEFINE_integer('tammes_min', 15, 'First N of the tammes section.')
 _TAMMES_MAX = flags.DEFINE_integer('tammes_max', 200, 'Last N of the tammes section.')
 _CELL = flags.DEFINE_string('cell', None, 'Internal: place and certify one "C,d,family" '
@@ -68,6 +77,26 @@ CODES = [(288, 16), (4224, 64), (66048, 256), (1000, 64)]
 BUDGET = [(1000, 3), (1000, 10), (1000, 33), (1000, 50), (1000, 100), (1000, 128),
           (700, 20), (500, 127)]
 TAMMES = [(n, 3) for n in list(range(3, 15)) + [24] if n != 12]
+# The seeds section: (label, placement, C, d, kwargs, target). Max |cos| for the lines
+# (EBV's criterion), max cos otherwise. Target: ('=', value, tol) every seed within tol
+# of value; ('<=', value, tol) every seed at most value + tol; None: reported only.
+SNUB = float(np.cos(np.radians(43.6907671)))  # 24 points in 3-D, proven.
+SEED_CELLS = [
+    ('ebv', 'ebv', 6, 3, {}, ('=', 5 ** -0.5, 1e-3)),  # The icosahedron's axes.
+    ("ebv's optimiser", 'separation', 6, 3, 'ebv', ('=', 5 ** -0.5, 1e-3)),
+    ('ebv', 'ebv', 12, 3, {}, ('=', 0.7445208, 1e-3)),  # Best known (Conway et al.).
+    ('separation', 'separation', 24, 3, {}, ('=', SNUB, 1e-3)),
+    ('auto', 'auto', 24, 3, {}, ('=', SNUB, 1e-6)),
+    ('auto', 'auto', 100, 10, {}, ('<=', 1 / 3, 1e-9)),  # The triples code's 1/3.
+    ('separation', 'separation', 100, 10, {}, None),
+    ('hpn (original recipe)', 'hpn', 100, 10, {}, None),
+    ('ebv', 'ebv', 100, 10, {}, None),
+    ('uniformity (DL2PA)', 'uniformity', 24, 3, {}, None),
+    ('uniformity (DL2PA)', 'uniformity', 100, 10, {}, None),
+    ('auto', 'auto', 200, 25, {}, None),
+    ('busemann (d = 2)', 'busemann', 10, 2, {}, ('=', float(np.cos(2 * np.pi / 10)), 1e-6)),
+    ('ebv (d = 2)', 'ebv', 10, 2, {}, ('=', float(np.cos(np.pi / 10)), 1e-6)),
+]
 # (C, d, construction family or None for `auto`).
 SCALE = [(10_000, 128, None), (100_000, 512, 'kerdock'), (100_000, 512, None)]
 SCALE_LARGE = [(1_050_624, 1024, None)]  # `--large`: the Kerdock code in d = 1024.
@@ -194,6 +223,43 @@ def _tammes_section(seed: int) -> tuple[list[str], bool]:
   return lines, all_met
 
 
+def _seeds_section() -> tuple[list[str], bool]:
+  """The seeds section's lines and whether every cell with a target met it."""
+  rows, all_met = [], True
+  seeds = range(_NUM_SEEDS.value)
+  for label, method, c, d, kwargs, target in SEED_CELLS:
+    lines = method == 'ebv' or kwargs == 'ebv'
+    if kwargs == 'ebv':
+      kwargs = dict(criterion='max_abs_cos', **prototypes.separation.ebv_defaults(c, d))
+    values, dups, seconds = [], 0, []
+    for seed in seeds:
+      start = time.perf_counter()
+      m = prototypes.certify(prototypes.place(method, c, d, seed, **kwargs))
+      seconds.append(time.perf_counter() - start)
+      values.append(m['max_abs_cos'] if lines else m['max_cos'])
+      dups += m['num_duplicates']
+    met, goal_text = None, '–'
+    if target is not None:
+      kind, goal, tol = target
+      met = dups == 0 and (max(values) <= goal + tol if kind == '<=' else
+                           max(abs(v - goal) for v in values) <= tol)
+      goal_text = f'{goal:.7f} ± {tol:g}' if kind == '=' else f'≤ {goal:.7f}'
+      all_met &= met
+    worst, best = int(np.argmax(values)), int(np.argmin(values))
+    cols = [label, c, d, 'max |cos|' if lines else 'max cos',
+            f'{values[best]:.7f} (seed {best})', f'{values[worst]:.7f} (seed {worst})',
+            f'{values[worst] - values[best]:.1e}', dups,
+            goal_text, 'report only' if met is None else ('yes' if met else '**no**'),
+            f'{np.median(seconds):.2f} s']
+    row = '| ' + ' | '.join(str(x) for x in cols) + ' |'
+    print(row, flush=True)
+    rows.append(row)
+  header = ['placement', 'C', 'd', 'criterion', 'best', 'worst', 'spread', 'dups',
+            'target', 'met', 'time per seed (median)']
+  return _table(f'Seeds 0..{_NUM_SEEDS.value - 1}: the spread of one cell over seeds',
+                header, rows), all_met
+
+
 def _table(title, header, rows):
   return [f'## {title}', '', '| ' + ' | '.join(header) + ' |',
           '|' + '---|' * len(header)] + rows + ['']
@@ -201,10 +267,10 @@ def _table(title, header, rows):
 
 def main(argv):
   del argv
-  unknown = set(_SECTIONS.value) - {'grid', 'codes', 'budget', 'proven', 'tammes'}
+  unknown = set(_SECTIONS.value) - {'grid', 'codes', 'budget', 'proven', 'tammes', 'seeds'}
   if unknown:
     raise app.UsageError(f'Unknown --sections {sorted(unknown)}; use grid, codes, budget, '
-                         'proven, tammes.')
+                         'proven, tammes, seeds.')
   if _CELL.value:
     c, d, family = _CELL.value.split(',')
     m = place_and_certify(int(c), int(d), _SEED.value, family)
@@ -243,6 +309,10 @@ def main(argv):
       print(row, flush=True)
       rows.append(row)
     lines += _table(title, base + hpn_head + tail, rows)
+  if 'seeds' in _SECTIONS.value:
+    seed_lines, met = _seeds_section()
+    lines += seed_lines
+    all_met &= met
   if 'tammes' in _SECTIONS.value:
     tammes_lines, met = _tammes_section(_SEED.value)
     lines += tammes_lines

@@ -16,12 +16,12 @@ Reference code: MinaGhadimiAtigh/Hyperbolic-Busemann-Learning (`HBL.py`,
     phi = `mult` x dim (`--penalty dim --mult 0.1`, the script's defaults). The code
     averages over the batch; here the objective reduces (`config.loss_reduction`:
     'mean' for their recipe, 'sum' is our default).
-  * Prototypes (`prototype_learning.py`) are HPN's: SGD on the mean row-max cosine,
-    seed 300, lr 0.1, momentum 0.9 with the optimiser re-created every step. Hence the
-    default placement 'hpn', our port of that recipe (it runs 10,000 steps; their script
-    runs 1,000: `prototypes.kwargs.steps=1000` for the exact count). At d = 2 their
-    script places the C prototypes evenly on the circle instead; 'auto' (the exact
-    optimum where known, else `separation`) gives that layout at d = 2.
+  * Prototypes (`prototype_learning.py`) are HPN's for d > 2: SGD on the mean row-max
+    cosine, seed 300, lr 0.1, momentum 0.9 with the optimiser re-created every step; at
+    d = 2 the C points evenly spaced on the circle (`prototype_unify`), where that SGD
+    would leave duplicates. Hence the default placement 'busemann' (`prototypes.hpn.
+    busemann`): our port of the recipe ('hpn'; it runs 10,000 steps, their script 1,000:
+    `prototypes.kwargs.steps=1000` for the exact count), and their circle at d = 2.
 
 Prediction, where paper and code differ: the paper predicts the class of the smallest
 Busemann distance b_c(z) = log(|p_c - z|^2 / (1 - |z|^2)) (`buse_distance_array`); the
@@ -90,7 +90,7 @@ METHOD = Method(
     name='busemann',
     paper='Ghadimi Atigh et al., NeurIPS 2021 (MinaGhadimiAtigh/Hyperbolic-Busemann-'
           'Learning)',
-    placement='hpn',
+    placement='busemann',
     loss=loss,
     scores=scores,
     defaults={'mult': 0.1},

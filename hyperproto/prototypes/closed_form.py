@@ -2,8 +2,12 @@
 
 Each returns float64 rows that stay exact (or first-order exact) when the caller casts
 them to float32: the regular simplex for C <= d + 1, the cross-polytope for
-d + 1 < C <= 2d, the icosahedron for 12 points in 3-D, and the one-hot baseline.
+d + 1 < C <= 2d, the icosahedron for 12 points in 3-D, the regular polygon at d = 2,
+and the one-hot baseline. `optimal_lines` gives the known optimal line packings (the
+least max |cos|, EBV's criterion).
 """
+
+from typing import Optional
 
 import numpy as np
 
@@ -174,3 +178,42 @@ def maxsep(num_classes: int, dim: int, seed: int = 0) -> np.ndarray:
                      f'dim = C - 1 = {num_classes - 1}, got dim={dim}. Set '
                      f'dim={num_classes - 1}.')
   return maxsep_matrix(num_classes).T
+
+
+def polygon(num_classes: int, dim: int = 2, seed: int = 0) -> np.ndarray:
+  """The regular C-gon in the plane: max cos exactly cos(2 pi / C), optimal at d = 2.
+
+  Row k is (cos 2 pi k / C, sin 2 pi k / C), as `prototype_unify` in Busemann learning's
+  reference code (prototype_learning.py), which places its prototypes so at d = 2.
+  `seed` is unused.
+  """
+  del seed
+  if dim != 2:
+    raise ValueError(f'The regular polygon lives in dim=2, got dim={dim}. Use '
+                     f'method="auto" for dim > 2.')
+  angles = 2 * np.pi * np.arange(num_classes) / num_classes
+  return np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def optimal_lines(num_classes: int, dim: int) -> Optional[np.ndarray]:
+  """C unit vectors with the least possible max |cos| where the optimum is known (the
+  lines through them are an optimal line packing), else None.
+
+    * d = 2: C lines at angle pi / C apart, max |cos| = cos(pi / C);
+    * C <= d: orthonormal vectors, max |cos| = 0;
+    * C = d + 1: the regular simplex, |cos| = 1/d, Welch's bound (tight);
+    * (6, 3): the icosahedron's six axes, |cos| = 1/sqrt(5), Welch's bound (tight).
+
+  Welch's bound: max |cos| >= sqrt((C - d) / (d (C - 1))) for C > d.
+  """
+  if dim == 2:
+    angles = np.pi * np.arange(num_classes) / num_classes
+    return np.stack([np.cos(angles), np.sin(angles)], axis=1)
+  if num_classes <= dim:
+    return np.eye(num_classes, dim)
+  if num_classes == dim + 1:
+    return simplex(num_classes, dim)
+  if (num_classes, dim) == (6, 3):
+    # One vertex of each antipodal pair: the first six rows hold no antipodes.
+    return icosahedron(12, 3)[:6]
+  return None

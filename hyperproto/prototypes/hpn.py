@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hyperproto.prototypes import closed_form
+
 
 def _loss(protos_CxD: jax.Array) -> jax.Array:
   cos_CxC = protos_CxD @ protos_CxD.T
@@ -54,3 +56,14 @@ def hpn(num_classes: int, dim: int, seed: int = 300, *, steps: int = 10_000,
                   learning_rate=float(learning_rate), momentum=float(momentum),
                   keep_momentum=bool(keep_momentum))
   return np.asarray(out, np.float64)
+
+
+def busemann(num_classes: int, dim: int, seed: int = 300, **kwargs) -> np.ndarray:
+  """The prototypes of Busemann learning's reference code (`prototype_learning.py` of
+  MinaGhadimiAtigh/Hyperbolic-Busemann-Learning): this recipe (`hpn`; kwargs go there)
+  for d > 2, and at d = 2 the C points evenly spaced on the circle (its
+  `prototype_unify`, `closed_form.polygon`), where the recipe would leave duplicates.
+  """
+  if dim == 2:
+    return closed_form.polygon(num_classes, 2)
+  return hpn(num_classes, dim, seed, **kwargs)

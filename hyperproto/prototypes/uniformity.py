@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hyperproto.prototypes import closed_form
+
 
 def uniform_loss(w_BxD: jax.Array, t: float = 2.0) -> jax.Array:
   """log mean_{i<j} exp(-t |p_i - p_j|^2) of the normalised rows p of `w`."""
@@ -37,6 +39,11 @@ def uniformity(num_classes: int, dim: int, seed: int = 0, *, epochs: int = 1000,
   """C x D unit prototypes by DL2PA's recipe (see the module docstring)."""
   if num_classes < 2 or dim < 1:
     raise ValueError(f'Need num_classes >= 2 and dim >= 1, got ({num_classes}, {dim}).')
+  if dim == 2:
+    # The regular C-gon minimises the loss on the circle (it minimises every completely
+    # monotone potential of |p_i - p_j|^2, exp(-t r^2) included: Cohn and Kumar 2007),
+    # which is where the SGD goes; we return it exactly.
+    return closed_form.polygon(num_classes, 2)
   rng = np.random.default_rng(seed)
   w = rng.uniform(-1.0, 1.0, (num_classes, dim))
   w = jnp.asarray(w / np.linalg.norm(w, axis=1, keepdims=True), jnp.float32)
