@@ -125,9 +125,9 @@ def auto_placement(num_classes: int, dim: int, seed: int = 300,
      - The best algebraic construction that fits (`codes.best_construction`), if any,
      - and that construction polished (one restart from it, `POLISH` schedule).
      - The `triples` code where it has C points (max cos exactly 1/3): a ceiling that
-       does not depend on the seed. At (100, 10) random starts land anywhere in
-       0.331..0.338 (seeds 0..19; single restarts 0.331..0.343), so without it the
-       seed decided whether a run got 0.331 or 0.338.
+       does not depend on the seed. At (100, 10) the random starts landed anywhere in
+       0.331..0.338 over seeds 0..19 on an AMD EPYC (single restarts 0.331..0.343), so
+       without it the seed decided whether a run got 0.331 or 0.338.
      Ties go to the random-start result, then to the construction unpolished, so cells
      without a useful construction keep their earlier placements exactly.
   3. At C >= separation.LARGE_C the construction is returned as it is where one exists

@@ -393,7 +393,8 @@ def ebv_reference(num_classes: int, dim: int, seed: int = 300, *, threshold: flo
 # more (`EBV_SMALL`), and the two best restarts are finished by `polish_minimax` on
 # max |cos|: at 12 lines in R^3, 64 of 64 such restarts polish to the best known packing
 # (0.7445208), against 49 of 64 after the default 10,000 steps (4 restarts of those, with
-# a Riesz warm-up of points, left seeds 0, 1, 2 at 0.752, 0.763, 0.752 on one machine).
+# a Riesz warm-up of points, left seeds 0, 1 and 4 at 0.752, 0.763 and 0.752 on an AMD
+# EPYC).
 EBV = dict(riesz_steps=1000)
 EBV_SMALL = dict(riesz_steps=1000, steps=2500, restarts=8, polish=2)
 EBV_POLISH_VARS = 100
