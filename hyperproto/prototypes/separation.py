@@ -422,8 +422,9 @@ def ebv(num_classes: int, dim: int, seed: int = 300, *, threshold: Optional[floa
   restarts and the exact polish where the polish is cheap); `kwargs` override them. Across seeds 0..19 the
   optimiser reaches 12 lines in R^3 at 0.7445208 (41.882 degrees, the best known; Conway,
   Hardin and Sloane 1996) every time, and 6 lines in R^3 at 1/sqrt(5) without the
-  construction (tests/methods_test.py); C = 100 in d = 10 lands at 0.4645..0.4658
-  (Welch's lower bound: 0.3015; experiments/placement_table.py --sections=seeds).
+  construction (tests/placement_test.py, EverySeedTest); C = 100 in d = 10 landed at
+  0.4647..0.4657 on an AMD EPYC (Welch's lower bound: 0.3015;
+  experiments/results/placement_seeds.md).
 
   With a `threshold` tau, runs their generator instead (`ebv_reference`; `kwargs` then
   go there: lr, max_steps).
