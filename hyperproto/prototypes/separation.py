@@ -17,7 +17,11 @@ warm-start the points: it spreads them evenly before the minimax phase.
 With `criterion='max_abs_cos'` the objective is the max |cos| instead (the smooth max
 runs over the |cos_ij|): antipodal and near-antipodal pairs then count as close, which
 is what the Equiangular Basis Vectors of Shen et al. (CVPR 2023) ask of C vectors in d
-dims (`ebv`).
+dims (`ebv`). The Riesz phase then spreads the lines through the points (each pair
+repels both p_j and -p_j).
+
+At d = 2 the problem is solved: `separation` returns the regular C-gon (C lines pi / C
+apart for max |cos|), whatever the seed.
 
 Everything is float32 inside (cosines to ~1e-7, far below the 1e-3 target tolerances);
 the caller measures the result in float64.
@@ -25,8 +29,9 @@ the caller measures the result in float64.
 The smooth maximum stops short of the true minimax point (at temperature t its minimiser
 leaves the nearly-closest pairs ~1/t apart in cosine: up to 0.04 degrees short of the
 best-known packings of N <= 100 points in 3-D). `polish_minimax` finishes the job
-exactly, in float64: sequential linear programming on the max cosine itself (`polish=k`
-in `separation` polishes the k best restarts; `auto` does so in 3-D).
+exactly, in float64: sequential linear programming on the max cosine (or max |cos|)
+itself (`polish=k` in `separation` polishes the k best restarts; `auto` does so in 3-D,
+`ebv` where C (d - 1) <= EBV_POLISH_VARS).
 """
 
 import functools
