@@ -7,9 +7,10 @@ every argument, so runs that share a (method, C, d, seed, kwargs) share one plac
 
 Methods (PLACEMENTS):
   auto            the exact optimum where one is known (simplex, cross-polytope,
-                  icosahedron, Kerdock code); else the best of `separation` and the
-                  best algebraic construction (`construction`), polished by the
-                  optimiser. The default; see `auto_placement`.
+                  icosahedron, the regular polygon at d = 2, Kerdock code); else the
+                  best of `separation`, the best algebraic construction
+                  (`construction`), polished by the optimiser, and the `triples` code.
+                  The default; see `auto_placement`.
   simplex         exact regular simplex, C <= d + 1 (max cos -1/(C-1)).
   cross_polytope  +-e_i, d + 1 < C <= 2d (max cos 0, optimal).
   icosahedron     12 points in 3-D (max cos 1/sqrt(5), optimal).
