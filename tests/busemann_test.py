@@ -11,7 +11,9 @@ import pytest
 from absl.testing import absltest
 
 import helpers
+from configs import cifar10
 from hyperproto import objectives
+from hyperproto import prototypes
 from hyperproto import train
 from hyperproto.methods import busemann
 
@@ -111,6 +113,25 @@ class BusemannTest(absltest.TestCase):
     grad0 = jax.grad(lambda v: jnp.sum(busemann.loss(v, protos, labels)))(
         jnp.asarray(u))[0]
     self.assertLess(float(np.dot(grad0, self.protos[0])), 0.0)
+
+  def test_cifar10_config_at_d2_places_the_reference_circle(self):
+    # configs/cifar10.py:method=busemann,dim=2 as training places it (no training): the
+    # reference code's evenly spaced circle (prototype_learning.py, `prototype_unify`),
+    # not the HPN recipe, which there put 3 of the 10 classes on one point.
+    config = cifar10.get_config('method=busemann,dim=2')
+    objective = objectives.Objective(task='classification', method='busemann', dim=2,
+                                     num_classes=10)
+    workdir = tempfile.mkdtemp(prefix='hyperproto_busemann_')
+    self.addCleanup(shutil.rmtree, workdir, ignore_errors=True)
+    protos = train.prepare_prototypes(config, objective, workdir)['classes']
+    angles = 2 * np.pi * np.arange(10) / 10
+    np.testing.assert_allclose(protos, np.stack([np.cos(angles), np.sin(angles)], 1),
+                               atol=1e-7)
+    self.assertEqual(prototypes.separation_metrics(protos)['num_duplicates'], 0)
+    # Above d = 2 it is the HPN recipe, as in their script.
+    np.testing.assert_array_equal(prototypes.place(busemann.METHOD.placement, 12, 3,
+                                                   steps=50),
+                                  prototypes.place('hpn', 12, 3, steps=50))
 
   @pytest.mark.device
   def test_tiny_run_learns(self):

@@ -7,9 +7,10 @@ every argument, so runs that share a (method, C, d, seed, kwargs) share one plac
 
 Methods (PLACEMENTS):
   auto            the exact optimum where one is known (simplex, cross-polytope,
-                  icosahedron, Kerdock code); else the best of `separation` and the
-                  best algebraic construction (`construction`), polished by the
-                  optimiser. The default; see `auto_placement`.
+                  icosahedron, the regular polygon at d = 2, Kerdock code); else the
+                  best of `separation`, the best algebraic construction
+                  (`construction`), polished by the optimiser, and the `triples` code.
+                  The default; see `auto_placement`.
   simplex         exact regular simplex, C <= d + 1 (max cos -1/(C-1)).
   cross_polytope  +-e_i, d + 1 < C <= 2d (max cos 0, optimal).
   icosahedron     12 points in 3-D (max cos 1/sqrt(5), optimal).
@@ -126,9 +127,9 @@ def auto_placement(num_classes: int, dim: int, seed: int = 300,
      - The best algebraic construction that fits (`codes.best_construction`), if any,
      - and that construction polished (one restart from it, `POLISH` schedule).
      - The `triples` code where it has C points (max cos exactly 1/3): a ceiling that
-       does not depend on the seed. At (100, 10) random starts land anywhere in
-       0.331..0.338 (seeds 0..19; single restarts 0.331..0.343), so without it the
-       seed decided whether a run got 0.331 or 0.338.
+       does not depend on the seed. At (100, 10) the random starts landed anywhere in
+       0.331..0.338 over seeds 0..19 on an AMD EPYC (single restarts 0.331..0.343), so
+       without it the seed decided whether a run got 0.331 or 0.338.
      Ties go to the random-start result, then to the construction unpolished, so cells
      without a useful construction keep their earlier placements exactly.
   3. At C >= separation.LARGE_C the construction is returned as it is where one exists

@@ -17,7 +17,11 @@ warm-start the points: it spreads them evenly before the minimax phase.
 With `criterion='max_abs_cos'` the objective is the max |cos| instead (the smooth max
 runs over the |cos_ij|): antipodal and near-antipodal pairs then count as close, which
 is what the Equiangular Basis Vectors of Shen et al. (CVPR 2023) ask of C vectors in d
-dims (`ebv`).
+dims (`ebv`). The Riesz phase then spreads the lines through the points (each pair
+repels both p_j and -p_j).
+
+At d = 2 the problem is solved: `separation` returns the regular C-gon (C lines pi / C
+apart for max |cos|), whatever the seed.
 
 Everything is float32 inside (cosines to ~1e-7, far below the 1e-3 target tolerances);
 the caller measures the result in float64.
@@ -25,8 +29,9 @@ the caller measures the result in float64.
 The smooth maximum stops short of the true minimax point (at temperature t its minimiser
 leaves the nearly-closest pairs ~1/t apart in cosine: up to 0.04 degrees short of the
 best-known packings of N <= 100 points in 3-D). `polish_minimax` finishes the job
-exactly, in float64: sequential linear programming on the max cosine itself (`polish=k`
-in `separation` polishes the k best restarts; `auto` does so in 3-D).
+exactly, in float64: sequential linear programming on the max cosine (or max |cos|)
+itself (`polish=k` in `separation` polishes the k best restarts; `auto` does so in 3-D,
+`ebv` where C (d - 1) <= EBV_POLISH_VARS).
 """
 
 import functools
@@ -393,7 +398,8 @@ def ebv_reference(num_classes: int, dim: int, seed: int = 300, *, threshold: flo
 # more (`EBV_SMALL`), and the two best restarts are finished by `polish_minimax` on
 # max |cos|: at 12 lines in R^3, 64 of 64 such restarts polish to the best known packing
 # (0.7445208), against 49 of 64 after the default 10,000 steps (4 restarts of those, with
-# a Riesz warm-up of points, left seeds 0, 1, 2 at 0.752, 0.763, 0.752 on one machine).
+# a Riesz warm-up of points, left seeds 0, 1 and 4 at 0.752, 0.763 and 0.752 on an AMD
+# EPYC).
 EBV = dict(riesz_steps=1000)
 EBV_SMALL = dict(riesz_steps=1000, steps=2500, restarts=8, polish=2)
 EBV_POLISH_VARS = 100
@@ -421,8 +427,9 @@ def ebv(num_classes: int, dim: int, seed: int = 300, *, threshold: Optional[floa
   restarts and the exact polish where the polish is cheap); `kwargs` override them. Across seeds 0..19 the
   optimiser reaches 12 lines in R^3 at 0.7445208 (41.882 degrees, the best known; Conway,
   Hardin and Sloane 1996) every time, and 6 lines in R^3 at 1/sqrt(5) without the
-  construction (tests/methods_test.py); C = 100 in d = 10 lands at 0.4645..0.4658
-  (Welch's lower bound: 0.3015; experiments/placement_table.py --sections=seeds).
+  construction (tests/placement_test.py, EverySeedTest); C = 100 in d = 10 landed at
+  0.4647..0.4657 on an AMD EPYC (Welch's lower bound: 0.3015;
+  experiments/results/placement_seeds.md).
 
   With a `threshold` tau, runs their generator instead (`ebv_reference`; `kwargs` then
   go there: lr, max_steps).
