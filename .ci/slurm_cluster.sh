@@ -21,7 +21,7 @@ RUN=$DIR/run
 HOST=$(hostname -s)
 # The node advertises this many CPUs (slurmd's real count when larger): the tests' jobs
 # mostly wait (for a signal, a requeue), so they run side by side on a 2-core machine.
-NODE_CPUS=${HYPERPROTO_SLURM_CPUS:-8}
+NODE_CPUS=${HYPERPROTO_SLURM_CPUS:-16}
 
 say() { printf 'slurm_cluster: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }

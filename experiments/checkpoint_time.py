@@ -4,8 +4,9 @@ signal must leave room for (hyperproto/slurm: SIGNAL_LEAD).
   python experiments/checkpoint_time.py [--model=vit_b16] [--dir=/shared/scratch] [--repeats=2]
 
 Prints one JSON line per save: the state's size and the seconds from `save` to its
-commit (Orbax, as in training). Measured with the defaults on a 2-core AMD EPYC (loaded),
-local disk: ViT-B/16 + SGD momentum, 0.69 GB, 6.1 s then 3.0 s.
+commit (Orbax, as in training). Measured with the defaults on a 2-core AMD EPYC shared
+with other work, local disk: ViT-B/16 + SGD momentum, 0.69 GB; two runs, 6.1 s then 3.0 s
+and 12.7 s then 4.6 s.
 """
 
 import json

@@ -13,7 +13,6 @@ every 30 s, and each of its 3 attempts waits for one check). The jobs are tiny d
 on 1 CPU device.
 """
 
-import glob
 import json
 import os
 import re
@@ -214,8 +213,10 @@ class ClusterTest(absltest.TestCase):
     cls.start_local('three', three_steps)
     cls.start_local('short', short_run)
     cls.start_local('one', lambda w: run_args(w, 40, log_every=1), devices=4)
-    # The time limit: a 3-step run whose attempts each get the warning (SETUP_DELAY_S);
-    # and a run that fails (its workdir is under a file) after the same warning.
+    # The jobs that wait longest first, each attempt getting the time-limit warning
+    # (SETUP_DELAY_S): a sweep's job array (2 runs of 2 steps), the time limit's 3-step
+    # run, and a run that fails (its workdir is under a file) after the warning.
+    cls.sweep = cls.launch_sweep('--submit')
     delay = f'--setup={setup_lines(f"sleep {SETUP_DELAY_S}")}'
     cls.time_limit = cls.submit_rendered(
         'time_limit', three_steps(f'{cls.root}/time_limit'), '--time=3',
@@ -239,7 +240,6 @@ class ClusterTest(absltest.TestCase):
                                   '--tasks_per_node=2', devices=2)
     cls.when(lambda: 'attempt 1' in cls.read(cls.two[2]),
              ['scancel', '--batch', '--signal=USR1', str(cls.two[0])])
-    cls.sweep = cls.launch_sweep('--submit')
 
   @classmethod
   def tearDownClass(cls):
@@ -249,7 +249,9 @@ class ClusterTest(absltest.TestCase):
       process.kill()
       process.wait()
     shutil.rmtree(cls.root, ignore_errors=True)
-    if cls.started:
+    others = subprocess.run(['squeue', '-h', '-o', '%A'], capture_output=True,
+                            text=True).stdout.split()
+    if cls.started and not set(map(int, others)) - set(cls.jobs):  # No one else's jobs.
       subprocess.run([CLUSTER, 'stop'], capture_output=True, timeout=120)
     super().tearDownClass()
 
@@ -312,14 +314,16 @@ class ClusterTest(absltest.TestCase):
 
   @classmethod
   def launch_sweep(cls, *flags_):
-    """`experiments/launch.py --slurm` on the digits `compare` sweep (2 runs of 20
-    steps); its output."""
+    """`experiments/launch.py --slurm` on the digits `compare` sweep: 2 runs of 2 steps,
+    whose tasks each get the time-limit warning once (as in the time-limit test); its
+    output."""
     done = subprocess.run(
         [sys.executable, os.path.join(helpers.ROOT, 'experiments', 'launch.py'),
          f'--config={DIGITS}', '--sweep=compare', '--seeds=0',
          f'--workdir={cls.root}/sweep', '--slurm', '--gpus_per_node=0',
-         '--cpus_per_task=1', f'--setup={setup_lines()}',
-         *(f'--override={a}' for a in run_args('', 20)[2:]), *flags_],
+         '--cpus_per_task=1', '--time=3', '--signal_lead=160',
+         f'--setup={setup_lines(f"sleep {SETUP_DELAY_S}")}',
+         *(f'--override={a}' for a in run_args('', 2)[2:]), *flags_],
         capture_output=True, text=True, env=cls.env, cwd=helpers.ROOT, timeout=120)
     if done.returncode:
       raise AssertionError(done.stderr[-3000:])
@@ -455,9 +459,15 @@ class ClusterTest(absltest.TestCase):
   def test_sweep_runs_as_a_job_array_and_skips_finished_cells(self):
     job = int(re.search(r'Submitted job array (\d+) \(2 runs\)', self.sweep).group(1))
     tasks = self.wait_job(job)
-    self.assertEqual([t['JobState'] for t in tasks], ['COMPLETED'] * 2)
+    # Each task requeued itself once, and only itself (a task's own job id can name
+    # the whole array).
+    self.assertEqual([(t['JobState'], t['Restarts']) for t in tasks],
+                     [('COMPLETED', '1')] * 2)
     sweep = f'{self.root}/sweep'
-    self.assertLen(glob.glob(f'{sweep}/digits/slurm/digits-compare-{job}_[01].out'), 2)
+    for task in (0, 1):
+      text = self.read(f'{sweep}/digits/slurm/digits-compare-{job}_{task}.out')
+      self.assertIn(f'job {job}_{task}: attempt 2 (SLURM_RESTART_COUNT=1)', text)
+      self.assertIn('Final results after 2 steps', text)
     sys.path.insert(0, os.path.join(helpers.ROOT, 'experiments'))
     import tables  # pylint: disable=g-import-not-at-top
     text = tables.render(sweep, [])

@@ -10,12 +10,13 @@ Layouts (`template`):
 With `gpus_per_node=0` (CPU nodes) no GPU is requested and a node runs `tasks_per_node`
 processes (default 1).
 
-The script asks for USR1 `signal_lead` seconds before the time limit; it passes SIGTERM
-to the run, which saves a checkpoint and exits with status 130, and then requeues the job,
-which resumes from the workdir. Preemption (SIGTERM to the run) needs no help: SLURM
-requeues the job itself. Attempts append to one log in `log_dir`, which must exist before
-the job starts (SLURM does not create it): `make_log_dir` creates it, as the command line
-and `experiments/launch.py` do. Tested on a real single-node cluster (tests/slurm_test.py).
+The script asks SLURM for USR1 `signal_lead` seconds before the time limit; it passes it
+on to the run, which saves a checkpoint and exits with status 130, and then requeues the
+job, which resumes from the workdir (the protocol is in job.sbatch's header). Preemption
+(SIGTERM to the run) needs no help: SLURM requeues the job itself. Attempts append to one
+log in `log_dir`, which must exist before the job starts (SLURM does not create it):
+`make_log_dir` creates it, as the command line and `experiments/launch.py` do. Tested on a
+real single-node cluster (tests/slurm_test.py).
 """
 
 import os
@@ -26,9 +27,9 @@ from typing import Optional, Sequence
 TEMPLATES = ('process_per_gpu', 'process_per_node')
 # The run's warning before the time limit, in seconds. It must cover the step under way
 # and a checkpoint save of the largest model we ship: ViT-B/16's train state (0.69 GB with
-# SGD momentum) is saved in 3.0-6.1 s on a local disk (2 loaded CPU cores;
-# `python experiments/checkpoint_time.py`); 120 s leaves room for a shared filesystem 20
-# times slower. SLURM may send the signal up to 60 s earlier, never later.
+# SGD momentum) is saved in 3.0-12.7 s on a local disk (2 CPU cores shared with other
+# work; `python experiments/checkpoint_time.py`); 120 s leaves room for a shared
+# filesystem ten times slower. SLURM may send the signal up to 60 s earlier, never later.
 SIGNAL_LEAD = 120
 CPUS_PER_GPU = 8
 _FIELD = re.compile(r'\{\{(\w+)\}\}')
