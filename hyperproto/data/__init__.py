@@ -9,8 +9,8 @@ Names:
     cub, omniart;
   * `folder:NAME`: a user's own image folders, prepared with `--dataset=folder
     --name=NAME` (`folder.py`);
-  * `tfds:NAME[/CONFIG][:VERSION]`: any TFDS dataset prepared in array_record format
-    (`generic.py`);
+  * `tfds:NAME[/CONFIG][:VERSION]`: any TFDS dataset prepared in array_record format,
+    or in tfrecord and converted once with `--dataset=tfds:NAME` (`generic.py`);
   * `synthetic`: random uint8 data of CIFAR-100's shape (sizes in its kwargs), for
     timing the trainer (`synthetic.py`).
 Loaders take `data_dir` (default: $TFDS_DATA_DIR, else ~/tensorflow_datasets) and say
@@ -53,5 +53,7 @@ def load(name: str, **kwargs: Any) -> Union[Dataset, StreamingDataset]:
   if name not in DATASETS:
     raise ValueError(f'Unknown dataset {name!r}; use one of {sorted(DATASETS)}, '
                      'folder:NAME (your own images, prepared with --dataset=folder) or '
-                     'tfds:NAME (a TFDS dataset prepared in array_record format).')
+                     'tfds:NAME (a TFDS dataset in array_record format; tfrecord ones '
+                     'are converted with python -m hyperproto.data.prepare '
+                     '--dataset=tfds:NAME).')
   return _function(DATASETS[name])(**kwargs)
