@@ -284,7 +284,7 @@ class ExperimentsTest(absltest.TestCase):
     self.assertEqual(list(parts), ['devices', 'benchmark', 'deterministic', 'train',
                                    'input', 'tests'])
     for name, part in parts.items():
-      self.assertEqual(part['status'], 'ok', (name, part))
+      self.assertEqual(part['status'], 'ok', f'{name}: {part}')
       self.assertIn(f'| {name} | ok |', summary)
     self.assertEqual(parts['devices']['platform'], 'cpu')
     self.assertTrue(parts['devices']['check_devices']['ok'])
