@@ -246,7 +246,7 @@ def _seeds_section() -> tuple[list[str], bool]:
       goal_text = f'{goal:.7f} ± {tol:g}' if kind == '=' else f'≤ {goal:.7f}'
       all_met &= met
     worst, best = int(np.argmax(values)), int(np.argmin(values))
-    cols = [label, c, d, 'max |cos|' if lines else 'max cos',
+    cols = [label, c, d, r'max \|cos\|' if lines else 'max cos',
             f'{values[best]:.7f} (seed {best})', f'{values[worst]:.7f} (seed {worst})',
             f'{values[worst] - values[best]:.1e}', dups,
             goal_text, 'report only' if met is None else ('yes' if met else '**no**'),
@@ -278,7 +278,8 @@ def main(argv):
     return
   lines = ['# Prototype placement: ours vs. the original recipe vs. the bounds', '',
            'Command: `PYTHONPATH=. python ' + ' '.join(sys.argv) + '`', '',
-           f'Seed {_SEED.value}; float32 prototypes, certified by `certify` (float64, or '
+           f'Seed {_SEED.value} (the seeds section: its own seeds); float32 prototypes, '
+           'certified by `certify` (float64, or '
            'exact integer arithmetic for codes); times are wall clock on this machine (2 '
            'CPU cores, shared with other jobs) and include compilation: placement + '
            'certificate.', '']
