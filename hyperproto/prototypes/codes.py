@@ -212,8 +212,8 @@ class Construction:
     blocks = [self.code.rows(k) for k in counts[:self.copies]]
     if self.rest:
       blocks.append(cross(counts[-1]))
-    if len(blocks) == 1:  # One code, no copy (float32 for Kerdock: 4.3 GB at d0 = 1024).
-      return blocks[0]
+    if len(blocks) == 1 and blocks[0].flags.writeable:  # Built for this call: no copy
+      return blocks[0]  # (float32 for Kerdock: 4.3 GB at d0 = 1024).
     return direct_sum(*[b.astype(np.float64) for b in blocks])
 
 

@@ -41,6 +41,12 @@ class Layout:
   signs: np.ndarray
 
 
+def possible(num_rows: int, dim: int) -> bool:
+  """Whether a code of this shape can be Walsh blocks: d = 4^k >= 4 and C > d."""
+  n = dim.bit_length() - 1
+  return dim >= 4 and dim == 1 << n and n % 2 == 0 and num_rows > dim
+
+
 def layout(p_CxD: np.ndarray) -> Optional[Layout]:
   """The block structure above, checked exactly on every entry, or None.
 
@@ -52,10 +58,9 @@ def layout(p_CxD: np.ndarray) -> Optional[Layout]:
                                                                       np.float64):
     return None
   num_rows, dim = p.shape
-  n = dim.bit_length() - 1
-  if dim < 4 or dim != 1 << n or n % 2 or num_rows <= dim:
+  if not possible(num_rows, dim):
     return None
-  scale = 2.0**-(n // 2)
+  scale = 2.0**-((dim.bit_length() - 1) // 2)
   walsh = algebraic.hadamard_matrix(dim).astype(p.dtype)
   eye = np.eye(dim, dtype=p.dtype)
   families, blocks = {}, []
