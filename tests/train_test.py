@@ -225,8 +225,8 @@ class TrainTest(parameterized.TestCase):
     # bit; and it is not the run without mixup.
     def config():
       return helpers.tiny_config('task=classification', checkpoint_every_steps=100,
-                                 num_steps=4, **{'data.mixup_alpha': 1.0,
-                                                 'data.augment': 'crop_flip'})
+                                 num_steps=4, num_devices=1,
+                                 **{'data.mixup_alpha': 1.0, 'data.augment': 'crop_flip'})
     straight, resumed = self.workdir(), self.workdir()
     with mock.patch.object(device_input, 'mix_images',
                            wraps=device_input.mix_images) as mix:
