@@ -426,6 +426,17 @@ class TrainTest(parameterized.TestCase):
       flat = {k[len('params/'):]: f[k] for k in f.files if k.startswith('params/')}
     self.assertLen(flat, len(jax.tree.leaves(self.ref_params)))
 
+  def test_mixup_needs_class_labels_and_a_positive_alpha(self):
+    with self.assertRaisesRegex(ValueError, "mixes class labels; task='joint'"):
+      train.train_and_evaluate(helpers.tiny_config(**{'data.mixup_alpha': 1.0}),
+                               self.workdir())
+    with self.assertRaisesRegex(ValueError, r'needs alpha > 0 \(0: no mixup\)'):
+      train.train_and_evaluate(helpers.tiny_config(
+          'task=classification', **{'data.mixup_alpha': -1.0}), self.workdir())
+    with self.assertRaisesRegex(ValueError, "smooths the softmax baseline's"):
+      train.train_and_evaluate(helpers.tiny_config(
+          'task=classification', label_smoothing=0.1), self.workdir())
+
   def test_unknown_task(self):
     with self.assertRaisesRegex(ValueError, "Unknown task 'segmentation'"):
       train.train_and_evaluate(helpers.tiny_config(task='segmentation'), self.workdir())
