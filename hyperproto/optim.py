@@ -7,6 +7,7 @@ import ml_collections
 import optax
 
 SCHEDULES = ('step', 'cosine', 'constant')
+SCHEDULE_UNITS = ('step', 'epoch')
 
 
 def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
@@ -49,9 +50,6 @@ def learning_rate(config: ml_collections.ConfigDict, num_steps: int,
     return main
   return optax.join_schedules(
       [optax.linear_schedule(0.0, base, warmup), main], [warmup])
-
-
-SCHEDULE_UNITS = ('step', 'epoch')
 
 
 def epoch_learning_rate(config: ml_collections.ConfigDict, epoch, num_epochs: float):

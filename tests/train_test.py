@@ -225,8 +225,8 @@ class TrainTest(parameterized.TestCase):
     # bit; and it is not the run without mixup.
     def config():
       return helpers.tiny_config('task=classification', checkpoint_every_steps=100,
-                                 num_steps=4, **{'data.mixup_alpha': 1.0,
-                                                 'data.augment': 'crop_flip'})
+                                 num_steps=4, num_devices=1,
+                                 **{'data.mixup_alpha': 1.0, 'data.augment': 'crop_flip'})
     straight, resumed = self.workdir(), self.workdir()
     with mock.patch.object(device_input, 'mix_images',
                            wraps=device_input.mix_images) as mix:
@@ -425,6 +425,17 @@ class TrainTest(parameterized.TestCase):
       self.assertEqual(json.loads(str(f['config']))['batch_size'], 16)
       flat = {k[len('params/'):]: f[k] for k in f.files if k.startswith('params/')}
     self.assertLen(flat, len(jax.tree.leaves(self.ref_params)))
+
+  def test_mixup_needs_class_labels_and_a_positive_alpha(self):
+    with self.assertRaisesRegex(ValueError, "mixes class labels; task='joint'"):
+      train.train_and_evaluate(helpers.tiny_config(**{'data.mixup_alpha': 1.0}),
+                               self.workdir())
+    with self.assertRaisesRegex(ValueError, r'needs alpha > 0 \(0: no mixup\)'):
+      train.train_and_evaluate(helpers.tiny_config(
+          'task=classification', **{'data.mixup_alpha': -1.0}), self.workdir())
+    with self.assertRaisesRegex(ValueError, "smooths the softmax baseline's"):
+      train.train_and_evaluate(helpers.tiny_config(
+          'task=classification', label_smoothing=0.1), self.workdir())
 
   def test_unknown_task(self):
     with self.assertRaisesRegex(ValueError, "Unknown task 'segmentation'"):
