@@ -132,6 +132,10 @@ MUTATIONS = (
              'for step in sorted(self._manager.all_steps(), reverse=True):',
              'for step in sorted(self._manager.all_steps()):',
              ('tests/checkpointing_test.py',)),
+    # A time-limit warning (SIGUSR1) while the run starts is forgotten: the run trains on.
+    Mutation('early_signal_forgotten', 'hyperproto/interrupts.py',
+             '  _recorded.append(signum)', '  pass',
+             ('tests/main_test.py',), k='signal_during'),
     # BatchNorm statistics no longer synchronised over devices, one per backbone family
     # with BatchNorm (ViT has none).
     Mutation('unsynced_bn_cifar_resnet', 'hyperproto/models/resnet.py',
