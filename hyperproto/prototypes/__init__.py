@@ -102,6 +102,10 @@ HOT_BUDGET = 1e10
 TAMMES = dict(temp_start=100.0, steps=1000, polish=8)
 TAMMES_BUDGET = 1e11
 TAMMES_MAX_C = 300
+# Small N get more of these starts, up to 256 within TAMMES_SMALL_WORK (N <= 25): 13
+# points reach the optimum from about 1 hot start in 20 (3 of 64 sampled), so 64 starts
+# missed it for about 1 seed (or CPU) in 25; 253 starts, 1 in 10^5.
+TAMMES_SMALL_WORK = 1.5e9
 
 
 def _max_cos(protos: np.ndarray) -> float:
@@ -114,7 +118,7 @@ def auto_placement(num_classes: int, dim: int, seed: int = 300,
   'construction: 2 x kerdock(256)', 'construction: ... + separation').
 
   1. An exact optimum (`exact_method`) where one is known.
-  2. Else up to four candidates, and the lowest max cos (float64) wins:
+  2. Else these candidates, and the lowest max cos (float64) wins:
      - `separation` from random starts (kwargs pass to it). Its work is
        C^2 (d + PAIR_WORK) * restarts * steps; where that exceeds AUTO_BUDGET the
        steps are cut to fit (unless `steps` is given), to no fewer than MIN_STEPS; where
@@ -123,7 +127,8 @@ def auto_placement(num_classes: int, dim: int, seed: int = 300,
        0.2258, the cut run 0.1857.)
      - Without kwargs, a `HOT` run where one restart fits HOT_BUDGET.
      - In 3-D without kwargs (C <= TAMMES_MAX_C), a `TAMMES` run of up to 64 short hot
-       starts, and every run's best restarts polished to a minimax point (above).
+       starts (up to 256 for small C), and every run's best restarts polished to a
+       minimax point (above).
      - The best algebraic construction that fits (`codes.best_construction`), if any,
      - and that construction polished (one restart from it, `POLISH` schedule).
      - The `triples` code where it has C points (max cos exactly 1/3): a ceiling that
@@ -163,7 +168,9 @@ def auto_placement(num_classes: int, dim: int, seed: int = 300,
                                                 **HOT, **finish),
                       'separation (hot start, polished)' if tammes
                       else 'separation (hot start)'))
-    wide = min(64, int(TAMMES_BUDGET / (cost * TAMMES['steps'])))
+    per_start = cost * TAMMES['steps']
+    wide = max(min(64, int(TAMMES_BUDGET / per_start)),
+               min(256, int(TAMMES_SMALL_WORK / per_start)))
     if tammes and wide >= 1:
       results.append((separation_lib.separation(num_classes, dim, seed, restarts=wide,
                                                 **TAMMES),
