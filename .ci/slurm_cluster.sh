@@ -7,8 +7,8 @@
 #   .ci/slurm_cluster.sh stop     stop the daemons this script started (cancels their jobs)
 #   .ci/slurm_cluster.sh status   exit status 0 when this script's cluster answers
 #
-# Measured on a 2-core Debian 12 machine (slurm-wlm 22.05.8): install 17 s, start 1-3 s,
-# stop about 5 s; the idle daemons use about 20 MB and no CPU. State, spool, logs and pid
+# Measured on a 2-core Debian 12 machine (slurm-wlm 22.05.8): install 17 s, start 10-11 s
+# (until the node is idle), stop 5 s. State, spool, logs and pid
 # files live in $HYPERPROTO_SLURM_DIR (default /tmp/hyperproto-slurm); the configuration
 # is /etc/slurm/slurm.conf (where the clients look by default), which this script writes
 # only when it is absent or its own.
