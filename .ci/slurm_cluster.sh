@@ -3,12 +3,12 @@
 # sbatch scripts by hand: munged + slurmctld + slurmd (Debian's slurm-wlm and munge), run
 # as root, without systemd or cgroups.
 #
-#   .ci/slurm_cluster.sh start    install when absent (apt-get), configure, start; idempotent
+#   .ci/slurm_cluster.sh start    install if absent (apt-get), configure, start; idempotent
 #   .ci/slurm_cluster.sh stop     stop the daemons this script started (cancels their jobs)
 #   .ci/slurm_cluster.sh status   exit status 0 when this script's cluster answers
 #
-# Measured on a 2-core Debian 12 machine (slurm-wlm 22.05.8): install 17 s, start 1-3 s,
-# stop about 5 s; the idle daemons use about 20 MB and no CPU. State, spool, logs and pid
+# Measured on a 2-core Debian 12 machine (slurm-wlm 22.05.8): install 17 s, start 10-11 s
+# (until the node is idle), stop 5 s. State, spool, logs and pid
 # files live in $HYPERPROTO_SLURM_DIR (default /tmp/hyperproto-slurm); the configuration
 # is /etc/slurm/slurm.conf (where the clients look by default), which this script writes
 # only when it is absent or its own.
@@ -40,14 +40,16 @@ install_packages() {
   command -v apt-get >/dev/null || die "SLURM is not installed, and there is no apt-get."
   say "installing slurm-wlm and munge (apt-get)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q slurm-wlm munge >/dev/null 2>&1 \
-    || { apt-get update -q >/dev/null && apt-get install -y -q slurm-wlm munge >/dev/null; } \
-    || die "apt-get install slurm-wlm munge failed."
+  local packages=(slurm-wlm munge)
+  apt-get install -y -q "${packages[@]}" >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q "${packages[@]}" >/dev/null; } \
+    || die "apt-get install ${packages[*]} failed."
 }
 
 configure() {
   if [[ -e $CONF ]] && ! grep -qxF "$MARK" "$CONF"; then
-    die "$CONF exists and is not this script's: not overwriting another cluster's configuration."
+    die "$CONF exists and is not this script's: not overwriting another cluster's" \
+      "configuration."
   fi
   mkdir -p "$DIR"/{state,spool,log} "$RUN" /etc/slurm
   local real_cpus memory
@@ -102,7 +104,8 @@ start_munge() {
     chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
   fi
   install -d -o munge -g munge -m 0755 /run/munge   # no systemd-tmpfiles here
-  if [[ -S /run/munge/munge.socket.2 ]] && munge -n </dev/null | unmunge >/dev/null 2>&1; then
+  if [[ -S /run/munge/munge.socket.2 ]] \
+    && munge -n </dev/null | unmunge >/dev/null 2>&1; then
     return 0  # a munged answers already (ours or the system's)
   fi
   # munged refuses to run as root ("insecure" munge-owned directories).

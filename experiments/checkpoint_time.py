@@ -1,7 +1,8 @@
 """How long a checkpoint of a model's train state takes to save: what SLURM's time-limit
 signal must leave room for (hyperproto/slurm: SIGNAL_LEAD).
 
-  python experiments/checkpoint_time.py [--model=vit_b16] [--dir=/shared/scratch] [--repeats=2]
+  python experiments/checkpoint_time.py [--model=vit_b16] [--dir=/shared/scratch] \
+      [--repeats=2]
 
 Prints one JSON line per save: the state's size and the seconds from `save` to its
 commit (Orbax, as in training). Measured with the defaults on a 2-core AMD EPYC shared
@@ -24,11 +25,13 @@ sys.path.insert(0, ROOT)
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from configs import digits  # pylint: disable=g-import-not-at-top,wrong-import-position
-from hyperproto import checkpointing  # pylint: disable=g-import-not-at-top,wrong-import-position
-from hyperproto import models  # pylint: disable=g-import-not-at-top,wrong-import-position
-from hyperproto import optim  # pylint: disable=g-import-not-at-top,wrong-import-position
-from hyperproto import train  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from configs import digits
+from hyperproto import checkpointing
+from hyperproto import models
+from hyperproto import optim
+from hyperproto import train
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 

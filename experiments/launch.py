@@ -105,7 +105,8 @@ def submit_slurm(runs) -> None:
   name = os.path.splitext(os.path.basename(FLAGS.config))[0]
   base = os.path.join(os.path.abspath(FLAGS.workdir), name)
   lines = ''.join(' '.join(args) + '\n' for _, _, args in todo)
-  prefix = os.path.join(base, f'{FLAGS.sweep}-{hashlib.sha1(lines.encode()).hexdigest()[:8]}')
+  digest = hashlib.sha1(lines.encode()).hexdigest()[:8]
+  prefix = os.path.join(base, f'{FLAGS.sweep}-{digest}')
   log_dir = os.path.join(base, 'slurm')
   script = slurm.render(
       FLAGS.template, config='', workdir=base, nodes=FLAGS.nodes,

@@ -44,11 +44,11 @@ FINAL_STATES = ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL',
 SETUP_DELAY_S = 32
 
 
-def run_args(workdir, steps, log_every=50, config=DIGITS + ':runlocal'):
+def run_args(workdir, steps, log_every=50):
   """A tiny digits run (16x16, CNN 8/16, batch 16): `steps` steps, no periodic eval and
   no periodic checkpoint (only those on a signal, and the last). The learning rate is
   constant, so that runs of any length compile to the same programs (compiled once)."""
-  return [f'--config={config}', f'--workdir={workdir}',
+  return [f'--config={DIGITS}:runlocal', f'--workdir={workdir}',
           '--config.data.kwargs.image_size=16', '--config.model.kwargs.widths=(8,16)',
           '--config.batch_size=16', '--config.schedule=constant',
           '--config.warmup_epochs=0.0', f'--config.num_steps={steps}',

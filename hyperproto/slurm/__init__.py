@@ -146,7 +146,8 @@ def make_log_dir(log_dir: str) -> str:
     raise ValueError(
         f'Cannot write the log folder {path} ({type(e).__name__}: {e.strerror or e}). '
         f'SLURM writes the job\'s log there and the run its workdir next to it: choose '
-        f'a --workdir (or --slurm_log_dir) on a filesystem the job\'s nodes can write.') from e
+        f'a --workdir (or --slurm_log_dir) on a filesystem the job\'s nodes can '
+        f'write.') from e
   return path
 
 

@@ -27,9 +27,9 @@ _SIGNAL_LEAD = flags.DEFINE_integer(
     'signal_lead', slurm.SIGNAL_LEAD, 'Seconds before the time limit at which the run '
     'saves a checkpoint and the job requeues itself.')
 _JOB_NAME = flags.DEFINE_string('job_name', 'hyperproto', 'Job name (and the log\'s).')
-_LOG_DIR = flags.DEFINE_string('slurm_log_dir', None, 'Log folder (default: WORKDIR/slurm); '
-                               'created now, as SLURM needs it when the job starts.')
-_SETUP = flags.DEFINE_string('setup', '', 'Shell lines before srun (e.g. activate a venv).')
+_LOG_DIR = flags.DEFINE_string('slurm_log_dir', None, 'Log folder (default: '
+                               'WORKDIR/slurm); created now: SLURM needs it at the start.')
+_SETUP = flags.DEFINE_string('setup', '', 'Shell lines before srun (activate a venv).')
 _EXTRA = flags.DEFINE_multi_string('sbatch', [], 'Extra #SBATCH options, repeatable.')
 
 
