@@ -229,6 +229,42 @@ class EverySeedTest(parameterized.TestCase):
       self.assertLess(abs(got - optimum), 1e-3, f'seed {seed}: {got}')
 
 
+class RiemannianAdamTest(absltest.TestCase):
+  """The one Adam step that `separation` and `separation_large` both take."""
+
+  def setUp(self):
+    super().setUp()
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal((7, 4))
+    self.p = (p / np.linalg.norm(p, axis=1, keepdims=True)).astype(np.float32)
+    self.g = rng.standard_normal((7, 4)).astype(np.float32)
+
+  def test_first_step_is_lr_times_the_sign_of_the_tangent_gradient(self):
+    zeros = np.zeros_like(self.p)
+    p, m, v = separation._riemannian_adam(self.p, self.g, zeros, zeros, 1.0, 0.01)
+    tangent = self.g - np.sum(self.g * self.p, axis=1, keepdims=True) * self.p
+    want = self.p - 0.01 * np.sign(tangent)  # Adam's first step: mhat / sqrt(vhat).
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(p, want, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(p, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.sum(m * p, axis=1), 0.0, atol=1e-7)  # m is tangent.
+    np.testing.assert_allclose(v, 0.001 * tangent ** 2, rtol=1e-5, atol=1e-9)
+
+  def test_steps_resume_from_step0(self):
+    # Two steps at once equal one step, then one more from step0 = 1 (the bias
+    # correction continues), as `separation_large` does across neighbour refreshes.
+    grad_fn = lambda q: q[::-1] - 0.3 * q  # Any smooth vector field.
+    zeros = np.zeros_like(self.p)
+    both = separation._adam_steps(grad_fn, self.p, zeros, zeros, num_steps=2, lr=0.01)
+    first = separation._adam_steps(grad_fn, self.p, zeros, zeros, num_steps=1, lr=0.01)
+    second = separation._adam_steps(grad_fn, *first, num_steps=1, lr=0.01,
+                                    step0=np.float32(1))
+    restarted = separation._adam_steps(grad_fn, *first, num_steps=1, lr=0.01)
+    for a, b in zip(both, second):
+      np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    self.assertGreater(np.abs(both[0] - restarted[0]).max(), 1e-4)  # step0 matters.
+
+
 class LargeTest(absltest.TestCase):
 
   def test_blocked_neighbours_match_brute_force(self):
@@ -474,15 +510,19 @@ class CacheAndCliTest(absltest.TestCase):
     # Every placement's module, and every package module a placement module imports
     # (at the top or inside a function), is in the key or declared not to matter.
     listed = set(cache.PLACEMENT_MODULES)
-    for fn in prototypes.PLACEMENTS.values():
-      self.assertIn(fn.__module__.rsplit('.', 1)[-1], listed)
+    for name, fn in prototypes.PLACEMENTS.items():
+      module = fn.__module__.rsplit('.', 1)[-1]
+      self.assertIn(module, listed, f'{name!r} is placed by {module}.py: add it to '
+                    'cache.PLACEMENT_MODULES, so that the cache key covers it.')
     folder = os.path.dirname(cache.__file__)
     for name in cache.PLACEMENT_MODULES:
       with open(os.path.join(folder, f'{name}.py')) as f:
         tree = ast.parse(f.read())
       for imported in _package_imports(tree):
         self.assertIn(imported, listed | set(cache.NOT_PLACEMENT_CODE),
-                      f'{name}.py imports {imported}')
+                      f'{name}.py imports {imported}.py: add it to '
+                      'cache.PLACEMENT_MODULES (or, if it never changes a placement, '
+                      'to NOT_PLACEMENT_CODE).')
 
   def test_the_package_init_only_re_exports(self):
     # Every public name of before the split is still importable from the package, and
