@@ -1,8 +1,8 @@
 """`auto`, the default placement: the exact optimum where one is known, else the best of
 the optimiser's runs and the algebraic constructions, within a time budget.
 
-`auto_placement` says what it chose; the budgets below (in units of optimiser work) keep
-any C <= 1,000, d <= 128 under a minute on 2 CPU cores (docs/placement.md).
+`auto_placement` says what it chose; the budgets below, in units of optimiser work,
+bound its time (docs/placement.md).
 """
 
 from typing import Any, Callable, Optional

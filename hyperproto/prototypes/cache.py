@@ -3,6 +3,8 @@
 The key covers every argument and `code_version`, a digest of the modules that decide a
 placement's values (`PLACEMENT_MODULES`), so runs that share a (method, C, d, seed,
 kwargs) share one placement, and a change to the placement code places it again.
+`place_with_metadata` is what a cache entry (and the CLI's `--output`) holds: the
+array, and how it was made and what it reaches (the `.json`).
 """
 
 import functools
@@ -25,7 +27,7 @@ DEFAULT_CACHE = os.path.join('~', '.cache', 'hyperproto', 'prototypes')
 
 
 # The modules whose code decides a placement's values, and the certificate `save` keeps
-# beside it: `place` and every module it runs (tests/prototypes_test.py checks that each
+# beside it: `place` and every module it runs (tests/placement_test.py checks that each
 # module these import is listed here or in NOT_PLACEMENT_CODE). Their digest is
 # `code_version`. Editing any other module (plot.py, the CLI, this cache, store.py,
 # memory's estimates) keeps every cached placement.
