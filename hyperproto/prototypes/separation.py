@@ -517,6 +517,33 @@ def _unblock(found: tuple[jax.Array, jax.Array], c: int):
   return tuple(x.reshape(-1, x.shape[-1])[:c] for x in found)
 
 
+def nearest_neighbours_sharded(p_CxD: jax.Array, *, k: int, block_rows: int = 512,
+                               devices=None):
+  """`nearest_neighbours` with the row blocks split over `devices` (default: local ones).
+
+  Each device searches its share of the blocks against all C rows (replicated), with
+  the same per-block computation as `nearest_neighbours` (`_blocked_top_k`), so the
+  results are the same on 1 and on n devices. Memory per device: block_rows x C cosines
+  at a time.
+  """
+  devices = tuple(devices if devices is not None else jax.local_devices())
+  p_CxD = jnp.asarray(p_CxD)
+  blocks_NxBxD, starts_N = _row_blocks(p_CxD, block_rows, num_shares=len(devices))
+  search = _sharded_search(devices, k)
+  return _unblock(search(blocks_NxBxD, starts_N, p_CxD), len(p_CxD))
+
+
+@functools.lru_cache(maxsize=16)
+def _sharded_search(devices: tuple, k: int):
+  """`_blocked_top_k`, jitted and shard_mapped over `devices` (one compile per shape)."""
+  mesh = jax.sharding.Mesh(np.array(devices), ('blocks',))
+  spec = jax.sharding.PartitionSpec
+  return jax.jit(jax.shard_map(
+      functools.partial(_blocked_top_k, k=k), mesh=mesh,
+      in_specs=(spec('blocks'), spec('blocks'), spec()),
+      out_specs=(spec('blocks'), spec('blocks'))))
+
+
 def _neighbour_smooth_max(p_CxD, nbrs_CxK, temp):
   cos = jnp.sum(p_CxD[:, None, :] * p_CxD[nbrs_CxK], axis=-1)
   top = jax.lax.stop_gradient(jnp.max(cos))
@@ -585,30 +612,3 @@ def separation_large(num_classes: int, dim: int, seed: int = 300, *,
         temp=jnp.float32(temp_start * (temp_end / temp_start) ** frac))
   out = np.asarray(best_p, np.float64)
   return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-
-def nearest_neighbours_sharded(p_CxD: jax.Array, *, k: int, block_rows: int = 512,
-                               devices=None):
-  """`nearest_neighbours` with the row blocks split over `devices` (default: local ones).
-
-  Each device searches its share of the blocks against all C rows (replicated), with
-  the same per-block computation as `nearest_neighbours` (`_blocked_top_k`), so the
-  results are the same on 1 and on n devices. Memory per device: block_rows x C cosines
-  at a time.
-  """
-  devices = tuple(devices if devices is not None else jax.local_devices())
-  p_CxD = jnp.asarray(p_CxD)
-  blocks_NxBxD, starts_N = _row_blocks(p_CxD, block_rows, num_shares=len(devices))
-  search = _sharded_search(devices, k)
-  return _unblock(search(blocks_NxBxD, starts_N, p_CxD), len(p_CxD))
-
-
-@functools.lru_cache(maxsize=16)
-def _sharded_search(devices: tuple, k: int):
-  """`_blocked_top_k`, jitted and shard_mapped over `devices` (one compile per shape)."""
-  mesh = jax.sharding.Mesh(np.array(devices), ('blocks',))
-  spec = jax.sharding.PartitionSpec
-  return jax.jit(jax.shard_map(
-      functools.partial(_blocked_top_k, k=k), mesh=mesh,
-      in_specs=(spec('blocks'), spec('blocks'), spec()),
-      out_specs=(spec('blocks'), spec('blocks'))))
