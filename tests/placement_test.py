@@ -1,7 +1,8 @@
 """Placement beyond the original: exact optima, bounds, the optimiser, codes, cache, CLI."""
 
-import io
+import ast
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,9 +15,12 @@ from absl.testing import parameterized
 from hyperproto import prototypes
 from hyperproto.data import class_names
 from hyperproto.prototypes import algebraic
+from hyperproto.prototypes import auto
 from hyperproto.prototypes import bounds
+from hyperproto.prototypes import cache
 from hyperproto.prototypes import kerdock
 from hyperproto.prototypes import metrics
+from hyperproto.prototypes import placement
 from hyperproto.prototypes import semantic
 from hyperproto.prototypes import separation
 
@@ -225,6 +229,42 @@ class EverySeedTest(parameterized.TestCase):
       self.assertLess(abs(got - optimum), 1e-3, f'seed {seed}: {got}')
 
 
+class RiemannianAdamTest(absltest.TestCase):
+  """The one Adam step that `separation` and `separation_large` both take."""
+
+  def setUp(self):
+    super().setUp()
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal((7, 4))
+    self.p = (p / np.linalg.norm(p, axis=1, keepdims=True)).astype(np.float32)
+    self.g = rng.standard_normal((7, 4)).astype(np.float32)
+
+  def test_first_step_is_lr_times_the_sign_of_the_tangent_gradient(self):
+    zeros = np.zeros_like(self.p)
+    p, m, v = separation._riemannian_adam(self.p, self.g, zeros, zeros, 1.0, 0.01)
+    tangent = self.g - np.sum(self.g * self.p, axis=1, keepdims=True) * self.p
+    want = self.p - 0.01 * np.sign(tangent)  # Adam's first step: mhat / sqrt(vhat).
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(p, want, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(p, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.sum(m * p, axis=1), 0.0, atol=1e-7)  # m is tangent.
+    np.testing.assert_allclose(v, 0.001 * tangent ** 2, rtol=1e-5, atol=1e-9)
+
+  def test_steps_resume_from_step0(self):
+    # Two steps at once equal one step, then one more from step0 = 1 (the bias
+    # correction continues), as `separation_large` does across neighbour refreshes.
+    grad_fn = lambda q: q[::-1] - 0.3 * q  # Any smooth vector field.
+    zeros = np.zeros_like(self.p)
+    both = separation._adam_steps(grad_fn, self.p, zeros, zeros, num_steps=2, lr=0.01)
+    first = separation._adam_steps(grad_fn, self.p, zeros, zeros, num_steps=1, lr=0.01)
+    second = separation._adam_steps(grad_fn, *first, num_steps=1, lr=0.01,
+                                    step0=np.float32(1))
+    restarted = separation._adam_steps(grad_fn, *first, num_steps=1, lr=0.01)
+    for a, b in zip(both, second):
+      np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    self.assertGreater(np.abs(both[0] - restarted[0]).max(), 1e-4)  # step0 matters.
+
+
 class LargeTest(absltest.TestCase):
 
   def test_blocked_neighbours_match_brute_force(self):
@@ -415,6 +455,20 @@ class OptionalExtrasTest(absltest.TestCase):
         self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
 
 
+def _package_imports(tree: ast.AST) -> set[str]:
+  """The modules of hyperproto.prototypes that a module's source imports, anywhere."""
+  found = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      found |= {a.name for a in node.names}
+    elif isinstance(node, ast.ImportFrom) and node.module == 'hyperproto.prototypes':
+      found |= {f'{node.module}.{a.name}' for a in node.names}
+    elif isinstance(node, ast.ImportFrom):
+      found.add(node.module or '')
+  prefix = 'hyperproto.prototypes.'
+  return {n[len(prefix):].split('.')[0] for n in found if n.startswith(prefix)}
+
+
 class CacheAndCliTest(absltest.TestCase):
 
   def test_get_or_place_reuses_the_cache(self):
@@ -423,33 +477,67 @@ class CacheAndCliTest(absltest.TestCase):
       a = prototypes.get_or_place('separation', 10, 3, seed=1, steps=50, restarts=1)
       files = sorted(os.listdir(tmp))
       self.assertLen(files, 2)  # .npy + .json
-      with mock.patch.object(prototypes, '_place_resolved', side_effect=AssertionError):
+      with mock.patch.object(placement, 'place_resolved', side_effect=AssertionError):
         b = prototypes.get_or_place('separation', 10, 3, seed=1, steps=50, restarts=1)
       np.testing.assert_array_equal(a, b)
       prototypes.get_or_place('separation', 10, 3, seed=1, steps=60, restarts=1)
       self.assertLen(os.listdir(tmp), 4)  # Other kwargs, other entry.
-      with mock.patch.object(prototypes, 'code_version', return_value='changed'):
+      with mock.patch.object(cache, 'code_version', return_value='changed'):
         prototypes.get_or_place('separation', 10, 3, seed=1, steps=50, restarts=1)
       self.assertLen(os.listdir(tmp), 6)  # Other placement code, other entry.
 
-  def test_code_version_is_a_digest_of_the_placement_code(self):
-    version = prototypes.code_version()
-    self.assertRegex(version, '^[0-9a-f]{16}$')
-    prototypes.code_version.cache_clear()
-    real_open = open
-    def edited(path, mode='r', *args, **kwargs):  # One source file, one byte more.
-      f = real_open(path, mode, *args, **kwargs)
-      if path.endswith('separation.py') and 'b' in mode:
-        data = f.read() + b' '
-        f.close()
-        return io.BytesIO(data)
-      return f
-    try:
-      with mock.patch('builtins.open', edited):
-        self.assertNotEqual(prototypes.code_version(), version)
-    finally:
-      prototypes.code_version.cache_clear()
-    self.assertEqual(prototypes.code_version(), version)
+  def test_code_version_digests_the_placement_modules_only(self):
+    # On a copy of the package: editing a placement module changes the key, editing any
+    # other (plot.py, the CLI, the cache, memory's estimates) leaves it as it is.
+    self.assertRegex(prototypes.code_version(), '^[0-9a-f]{16}$')
+    folder = os.path.dirname(cache.__file__)
+    names = sorted(n[:-3] for n in os.listdir(folder) if n.endswith('.py'))
+    self.assertContainsSubset(['plot', '__main__', 'cache', 'memory'], names)
+    with tempfile.TemporaryDirectory() as tmp:
+      for name in names:
+        shutil.copy(os.path.join(folder, f'{name}.py'), tmp)
+      self.assertEqual(cache.code_digest(tmp), prototypes.code_version())
+      for name in names:
+        with open(os.path.join(tmp, f'{name}.py'), 'ab') as f:
+          f.write(b'# edited\n')
+        if name in cache.PLACEMENT_MODULES:
+          self.assertNotEqual(cache.code_digest(tmp), prototypes.code_version(), name)
+        else:
+          self.assertEqual(cache.code_digest(tmp), prototypes.code_version(), name)
+        shutil.copy(os.path.join(folder, f'{name}.py'), tmp)  # Undo the edit.
+
+  def test_placement_modules_cover_what_place_runs(self):
+    # Every placement's module, and every package module a placement module imports
+    # (at the top or inside a function), is in the key or declared not to matter.
+    listed = set(cache.PLACEMENT_MODULES)
+    for name, fn in prototypes.PLACEMENTS.items():
+      module = fn.__module__.rsplit('.', 1)[-1]
+      self.assertIn(module, listed, f'{name!r} is placed by {module}.py: add it to '
+                    'cache.PLACEMENT_MODULES, so that the cache key covers it.')
+    folder = os.path.dirname(cache.__file__)
+    for name in cache.PLACEMENT_MODULES:
+      with open(os.path.join(folder, f'{name}.py')) as f:
+        tree = ast.parse(f.read())
+      for imported in _package_imports(tree):
+        self.assertIn(imported, listed | set(cache.NOT_PLACEMENT_CODE),
+                      f'{name}.py imports {imported}.py: add it to '
+                      'cache.PLACEMENT_MODULES (or, if it never changes a placement, '
+                      'to NOT_PLACEMENT_CODE).')
+
+  def test_the_package_init_only_re_exports(self):
+    # Every public name of before the split is still importable from the package, and
+    # defined in a module of its own.
+    for name in ['place', 'PLACEMENTS', 'DISTINCT_BY_CONSTRUCTION', 'auto_placement',
+                 'exact_method', 'AUTO_BUDGET', 'PAIR_WORK', 'MIN_STEPS', 'POLISH', 'HOT',
+                 'HOT_BUDGET', 'TAMMES', 'TAMMES_BUDGET', 'TAMMES_MAX_C',
+                 'TAMMES_SMALL_WORK', 'get_or_place', 'cache_path', 'cache_key',
+                 'code_version', 'place_with_metadata', 'CACHE_ENV', 'DEFAULT_CACHE',
+                 'load', 'save', 'certify', 'certificate', 'separation_metrics', 'max_cos',
+                 'duplicate_pairs', 'lower_bound', 'best_bound', 'levenshtein_bound']:
+      value = getattr(prototypes, name)
+      if callable(value):
+        self.assertNotEqual(value.__module__, 'hyperproto.prototypes', name)
+    self.assertIs(prototypes.PLACEMENTS['auto'], auto.auto)
 
   def test_cli(self):
     with tempfile.TemporaryDirectory() as tmp:

@@ -157,14 +157,13 @@ def _separation_large(c: int, d: int, neighbours: int = 16, block_rows: int = 51
 
 def _auto_separation(c: int, d: int, kwargs: dict[str, Any]) -> dict[str, int]:
   """`auto`'s optimiser runs below LARGE_C: the one with the most restarts at a time."""
-  from hyperproto import prototypes as lib  # pylint: disable=g-import-not-at-top
+  from hyperproto.prototypes import auto  # pylint: disable=g-import-not-at-top
   restarts = kwargs.get('restarts', 4)
   if not kwargs:
-    cost = c * c * (d + getattr(lib, 'PAIR_WORK', 32))
-    hot = getattr(lib, 'HOT', {}).get('steps', 3000)
-    hot_restarts = int(getattr(lib, 'HOT_BUDGET', 1e10) / (cost * hot))
+    cost = c * c * (d + auto.PAIR_WORK)
+    hot_restarts = int(auto.HOT_BUDGET / (cost * auto.HOT['steps']))
     restarts = max(restarts, min(16, hot_restarts))
-    if d == 3 and c <= getattr(lib, 'TAMMES_MAX_C', 300):
+    if d == 3 and c <= auto.TAMMES_MAX_C:
       restarts = max(restarts, 64)
   return _separation(c, d, restarts)
 
@@ -191,11 +190,11 @@ def _method_parts(method: str, c: int, d: int, kwargs: dict[str, Any]
   """(what `method` resolves to, its working memory beside the output, whether it
   returns float32 Walsh blocks: a Kerdock code or prefix, kept and certified in place).
   """
-  from hyperproto import prototypes as lib  # pylint: disable=g-import-not-at-top
+  from hyperproto.prototypes import auto  # pylint: disable=g-import-not-at-top
   from hyperproto.prototypes import codes  # pylint: disable=g-import-not-at-top
   from hyperproto.prototypes import separation  # pylint: disable=g-import-not-at-top
   if method == 'auto':
-    exact = lib.exact_method(c, d)
+    exact = auto.exact_method(c, d)
     if exact is not None:
       return (exact,) + _method_parts(exact, c, d, {})[1:]
     has_code = codes.best_construction(c, d) is not None
