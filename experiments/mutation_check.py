@@ -66,8 +66,8 @@ class Mutation:
 
 MUTATIONS = (
     Mutation('loss_without_square', 'hyperproto/losses.py',
-             'return reduce((1.0 - cos_B) ** 2, reduction, mask_B)',
-             'return reduce(1.0 - cos_B, reduction, mask_B)',
+             'return (1.0 - cos_B) ** 2',
+             'return 1.0 - cos_B',
              ('tests/losses_test.py',)),
     Mutation('regression_target_shifted', 'hyperproto/losses.py',
              '(jnp.asarray(y, jnp.float32) - low) / (high - low) - 1.0',
