@@ -97,6 +97,36 @@ class UnknownFieldTest(parameterized.TestCase):
     self.assertIsNone(config_lib.override_error(argv[:3]))
     self.assertIsNone(config_lib.override_error(['prog', '--config.lr=1']))
 
+  def test_a_renamed_field_names_its_new_name(self):
+    argv = ['prog', f'--config={digits.__file__}', '--config.prototypes.method=hpn']
+    self.assertEqual(
+        config_lib.override_error(argv),
+        '--config.prototypes.method=hpn: config.prototypes.method was renamed '
+        'config.prototypes.placement (the prototypes\' construction, a placement of '
+        'hyperproto.prototypes; config.method is the training method): write '
+        'config.prototypes.placement.')
+
+
+class MethodHparamsTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      ('task=classification,method=softmax', 0.1, (('label_smoothing', 0.1),)),
+      ('task=classification,method=baseline', 0.0, (('label_smoothing', 0.0),)),
+      ('task=joint,method=hpn', 0.0, ()),
+      ('task=classification,method=ebv', 0.0,
+       (('label_smoothing', 0.1), ('temperature', 0.07))))
+  def test_each_method_gets_its_own(self, arg, label_smoothing, want):
+    config = digits.get_config(arg)
+    config.label_smoothing = label_smoothing
+    self.assertEqual(config_lib.method_hparams(config), want)
+
+  @parameterized.parameters('task=joint,method=multitask', 'task=classification,method=ebv')
+  def test_label_smoothing_is_the_softmax_baselines(self, arg):
+    config = digits.get_config(arg)
+    config.label_smoothing = 0.1
+    with self.assertRaisesRegex(ValueError, "smooths the softmax baseline's"):
+      config_lib.method_hparams(config)
+
 
 PAPER_CONFIGS = {  # config: (batch, lr, backbone, data, augmentation in the step)
     'cifar100': (128, 0.01, 'resnet32', 'cifar100', 'crop_flip'),
