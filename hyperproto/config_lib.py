@@ -328,9 +328,11 @@ def set_method(config: ml_collections.ConfigDict, method: str, prototypes: str,
   """
   entry = methods_lib.get(method, config.task)  # A clear error where it does not fit.
   config.method = method
+  # HPN's placement is the config's choice (the paper's configs: the paper's recipe).
+  own_placement = (PROTOTYPES[default_prototypes] if entry.name in ('hpn', 'baseline')
+                   else entry.placement)
   if prototypes == 'default':
-    config.prototypes.placement = (PROTOTYPES[default_prototypes]
-                                   if entry.name in ('hpn', 'baseline') else entry.placement)
+    config.prototypes.placement = own_placement
   elif prototypes in PROTOTYPES:
     config.prototypes.placement = PROTOTYPES[prototypes]
   elif prototypes in protos_lib.PLACEMENTS:

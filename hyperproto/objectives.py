@@ -203,8 +203,9 @@ class Objective:
 
   def loss(self, z: Array, batch: Mapping[str, Array], protos: Mapping[str, Array],
            reduction: Optional[str] = None) -> Array:
-    """The batch loss, each part reduced with `reduction` (default `self.reduction`);
-    masked examples are excluded."""
+    """The batch loss: each part the task trains reduced over the batch with
+    `reduction` (default `self.reduction`), masked examples excluded, then weighted
+    (`_loss_terms`; the weight 1.0 of a single part changes no bit)."""
     reduce = functools.partial(losses.reduce, reduction=reduction or self.reduction,
                                mask_B=batch.get('mask'))
     terms = [weight * reduce(part(z, batch, protos))

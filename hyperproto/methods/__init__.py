@@ -116,7 +116,8 @@ class Method:
     regress: (z_BxD, protos, **hparams) -> the prediction r in [-1, 1] (B), or None.
     open_set: (z_BxD, scores_BxC, protos) -> {score name: B}.
     output_dim: (task, num_classes, dim) -> the width of the network's last layer.
-    defaults: hyper-parameters (names -> defaults), set through `config.method_kwargs.<name>`.
+    defaults: hyper-parameters (names -> defaults), set through
+      `config.method_kwargs.<name>`.
     check: (num_classes, dim) -> None or an error message.
     default_dim: (num_classes, the config's default dim) -> the dim to use when the
       user leaves it open; `check` must accept it.
