@@ -8,7 +8,9 @@ Command (1 min 17 s on 2 CPU cores, measured; see the README):
 
 Arguments (`--config=configs/digits.py:task=joint,method=hpn,dim=10`):
   task    joint | classification | regression
-  method  hpn (prototypes) | baseline (softmax CE / MSE / softmax + MSE heads)
+  method  hpn (prototypes) | baseline (the task's: softmax CE / MSE / softmax + MSE
+          heads; also by name: softmax | mse | multitask) | a fixed-classifier method
+          (classification: etf | maxsep | ebv | dl2pa | busemann)
   dim     network output dimension for hpn (joint: 10 class prototypes in dim - 1)
   runlocal  a 20-step smoke run
 

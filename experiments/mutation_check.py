@@ -66,8 +66,8 @@ class Mutation:
 
 MUTATIONS = (
     Mutation('loss_without_square', 'hyperproto/losses.py',
-             'return reduce((1.0 - cos_B) ** 2, reduction, mask_B)',
-             'return reduce(1.0 - cos_B, reduction, mask_B)',
+             'return (1.0 - cos_B) ** 2',
+             'return 1.0 - cos_B',
              ('tests/losses_test.py',)),
     Mutation('regression_target_shifted', 'hyperproto/losses.py',
              '(jnp.asarray(y, jnp.float32) - low) / (high - low) - 1.0',
@@ -88,6 +88,13 @@ MUTATIONS = (
              "sums = {'count': jnp.sum(mask)}",
              "sums = {'count': jnp.asarray(z.shape[0], jnp.float32)}",
              ('tests/objectives_test.py',)),
+    # The joint task's weights swapped: w L_r + (1 - w) L_c.
+    Mutation('joint_weights_swapped', 'hyperproto/objectives.py',
+             "'joint': ((1.0 - self.weight, self._regression_loss),\n"
+             "                      (self.weight, self._class_loss))",
+             "'joint': ((self.weight, self._regression_loss),\n"
+             "                      (1.0 - self.weight, self._class_loss))",
+             ('tests/objectives_test.py',), k='weighted_parts'),
     Mutation('flip_removed', 'hyperproto/data/device_input.py',
              'return jnp.where(jax.random.bernoulli(flip_key), crop[:, ::-1], crop)',
              'return crop',

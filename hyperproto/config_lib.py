@@ -60,6 +60,12 @@ ALIASES = {
     'total_steps': 'num_steps', 'optim': 'optimizer', 'optimiser': 'optimizer',
     'dimension': 'dim', 'output_dim': 'dim',
 }
+# Fields that were renamed: the old dotted path -> the new one and why.
+RENAMED = {
+    'prototypes.method': ('prototypes.placement', 'the prototypes\' construction, a '
+                          'placement of hyperproto.prototypes; config.method is the '
+                          'training method'),
+}
 
 
 def nearest_fields(name: str, fields: Sequence[str], n: int = 3) -> list[str]:
@@ -78,6 +84,9 @@ def nearest_fields(name: str, fields: Sequence[str], n: int = 3) -> list[str]:
 def unknown_field(config: ml_collections.ConfigDict, path: str) -> Optional[str]:
   """None where `config` has the dotted `path` (e.g. 'model.kwargs.widths'), else one
   line naming the missing field and the nearest ones that exist."""
+  if path in RENAMED and unknown_field(config, RENAMED[path][0]) is None:
+    new, why = RENAMED[path]
+    return f'config.{path} was renamed config.{new} ({why}): write config.{new}.'
   node, parts = config, path.split('.')
   for i, part in enumerate(parts):
     if not isinstance(node, (ml_collections.ConfigDict, dict)):
@@ -143,13 +152,6 @@ PROTOTYPES = {
     'embedding': 'embedding',  # class-name embeddings reduced to dim (word2vec row)
     'semantic': 'semantic',  # separation + privileged information L_PI (Table 2)
 }
-# `:method=` of the paper's configs -> (config.method, the task it implies or None).
-BASELINES = {
-    'hpn': ('hpn', None),
-    'softmax': ('baseline', 'classification'),  # cross-entropy (Table 3)
-    'mse': ('baseline', 'regression'),  # squared error on the scaled target (Table 4)
-    'multitask': ('baseline', 'joint'),  # softmax + MSE heads (Table 5)
-}
 # Each fixed-classifier method's own recipe where it differs from the config's
 # (`apply_recipe`). ETF, max-separation and EBV train softmax-style losses averaged over
 # the batch (their code) with SGD at lr 0.1 (the usual CIFAR value); Busemann's code
@@ -168,10 +170,7 @@ def apply_recipe(config: ml_collections.ConfigDict,
   """Sets `method`'s `RECIPES` entry on `config`; dataset configs call it after their
   own optimiser section, so the method's recipe wins over the config's."""
   for key, value in RECIPES.get(method, {}).items():
-    if key == 'method_kwargs':
-      config.method_kwargs[method].update(value)
-    else:
-      config[key] = value
+    config[key] = value
   return config
 
 
@@ -287,8 +286,9 @@ def apply_paper_recipe(config: ml_collections.ConfigDict, name: str, *, method: 
 
 
 def method_names() -> list[str]:
-  """Every `:method=` value: HPN, the baselines and the fixed-classifier methods."""
-  return [*BASELINES, *methods_lib.METHODS]
+  """Every `:method=` value: HPN, the baseline (`baseline`, or by its tables' names
+  `softmax`, `mse`, `multitask`) and the fixed-classifier methods."""
+  return methods_lib.names()
 
 
 # The methods a `family` sweep compares, and those of them that allow d < C - 1.
@@ -315,34 +315,28 @@ def set_method(config: ml_collections.ConfigDict, method: str, prototypes: str,
                default_prototypes: str = 'ours') -> ml_collections.ConfigDict:
   """Applies the `:method=`, `:prototypes=` and `:dim=` arguments of a dataset config.
 
-  `method` is hpn, a baseline (softmax, mse, multitask) or a `hyperproto.methods` key
-  (classification only; the config then applies its `RECIPES` entry, `apply_recipe`).
+  `method` is any `config.method` (`methods.names()`): hpn, the baseline (softmax, mse,
+  multitask, or baseline) or a fixed-classifier method (classification only; the config
+  then applies its `RECIPES` entry, `apply_recipe`); it must train `config.task`.
   `prototypes` is a `PROTOTYPES` key, any `hyperproto.prototypes` placement, or
-  'default': `default_prototypes` for HPN, the method's own construction otherwise.
+  'default': `default_prototypes` for HPN (and the baseline, which places none), the
+  method's own construction otherwise.
   `dim` 0 leaves the output dimension to the config and the method: `default_dim` (the
   config's), or what the method needs with `num_classes` classes (`Method.default_dim`:
   max-separation C - 1). An explicit `dim` is kept as it is; one the method cannot use
   is the method's clear error when the run starts.
   """
-  if method not in method_names():
-    raise ValueError(f'Unknown method {method!r}; use one of {method_names()}.')
-  if method in methods_lib.METHODS:
-    config.method, task = method, 'classification'
-    own_placement = methods_lib.METHODS[method].placement
-  else:
-    config.method, task = BASELINES[method]
-    own_placement = PROTOTYPES[default_prototypes]
-  if task is not None and config.task != task:
-    kind = ('a classification method' if method in methods_lib.METHODS
-            else f'the {task} baseline')
-    raise ValueError(f'method={method} is {kind}, but this config trains '
-                     f'task={config.task}.')
+  entry = methods_lib.get(method, config.task)  # A clear error where it does not fit.
+  config.method = method
+  # HPN's placement is the config's choice (the paper's configs: the paper's recipe).
+  own_placement = (PROTOTYPES[default_prototypes] if entry.name in ('hpn', 'baseline')
+                   else entry.placement)
   if prototypes == 'default':
-    config.prototypes.method = own_placement
+    config.prototypes.placement = own_placement
   elif prototypes in PROTOTYPES:
-    config.prototypes.method = PROTOTYPES[prototypes]
+    config.prototypes.placement = PROTOTYPES[prototypes]
   elif prototypes in protos_lib.PLACEMENTS:
-    config.prototypes.method = prototypes
+    config.prototypes.placement = prototypes
   else:
     raise ValueError(f'Unknown prototypes {prototypes!r}; use default, one of '
                      f'{sorted(PROTOTYPES)} or a placement of hyperproto.prototypes '
@@ -352,26 +346,36 @@ def set_method(config: ml_collections.ConfigDict, method: str, prototypes: str,
                      f'default, {default_dim} or what the method needs).')
   if dim == 0:
     dim = default_dim
-    if method in methods_lib.METHODS and num_classes is not None:
-      dim = methods_lib.METHODS[method].default_dim(num_classes, default_dim)
+    if num_classes is not None:
+      dim = entry.default_dim(num_classes, default_dim)
   config.dim = dim
   return config
 
 
 def placement(config: ml_collections.ConfigDict) -> str:
-  """The placement a run uses: `config.prototypes.method`, where `default` is the
-  method's own construction (`auto` for HPN)."""
-  if config.prototypes.method != 'default':
-    return config.prototypes.method
-  method = methods_lib.METHODS.get(config.method)
-  return method.placement if method is not None else 'auto'
+  """The placement a run uses: `config.prototypes.placement`, where `default` is the
+  method's own construction (`auto` for HPN; `auto` also for the baseline, which uses
+  none)."""
+  if config.prototypes.placement != 'default':
+    return config.prototypes.placement
+  return methods_lib.get(config.method, config.task).placement or 'auto'
 
 
 def method_hparams(config: ml_collections.ConfigDict) -> tuple[tuple[str, Any], ...]:
-  """`config.method_kwargs` of the run's method, as `Objective.hparams`."""
-  if config.method not in methods_lib.METHODS:
-    return ()
-  return tuple(sorted(config.method_kwargs[config.method].to_dict().items()))
+  """The run's method's hyper-parameters, as `Objective.hparams`:
+  `config.method_kwargs.<name>`; the softmax baseline's one is `config.label_smoothing`."""
+  method = methods_lib.get(config.method, config.task)
+  if config.label_smoothing and (method.name, config.task) != ('baseline',
+                                                               'classification'):
+    hint = ' (EBV: method_kwargs.ebv.label_smoothing)' if method.name == 'ebv' else ''
+    raise ValueError(f'label_smoothing={config.label_smoothing} smooths the softmax '
+                     f'baseline\'s cross-entropy (method=softmax, task=classification); '
+                     f'this run trains method={config.method!r}, task={config.task!r}. '
+                     f'Set label_smoothing=0{hint}.')
+  if method.name == 'baseline':
+    return (('label_smoothing', config.label_smoothing),)
+  kwargs = config.method_kwargs.get(method.name)
+  return tuple(sorted(kwargs.to_dict().items())) if kwargs is not None else ()
 
 
 def paper_recipe(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -397,26 +401,31 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Task section.
   c.task = 'classification'  # classification | regression | joint
-  # hpn (prototypes) | baseline (softmax CE / MSE / both) | a hyperproto.methods key.
+  # The training method (hyperproto.methods): hpn (prototypes) | the baseline: softmax
+  # (CE, classification) | mse (regression) | multitask (both heads, joint) | baseline
+  # (the task's) | a fixed-classifier method: etf | maxsep | ebv | dl2pa | busemann.
   c.method = 'hpn'
-  # Each fixed-classifier method's hyper-parameters, under its name (all declared, so
-  # that e.g. --config.method_kwargs.etf.loss=ce works from the command line).
+  # Each method's hyper-parameters, under its name (all declared, so that e.g.
+  # --config.method_kwargs.etf.loss=ce works from the command line); the baseline's one
+  # is label_smoothing below.
   c.method_kwargs = ml_collections.ConfigDict(
-      {name: dict(method.defaults) for name, method in methods_lib.METHODS.items()})
+      {name: dict(method.defaults) for name, method in methods_lib.METHODS.items()
+       if method.defaults and name != 'baseline'})
   c.dim = 64  # Output dimension for prototype methods (joint: classes get dim - 1).
   c.joint_weight = 0.5  # w in (1 - w) L_r + w L_c.
   c.loss_reduction = 'sum'  # sum (the original) | mean, over the batch.
-  # Softmax baseline (classification): cross-entropy against (1 - e) one-hot + e / C
+  # The softmax baseline (method=softmax): cross-entropy against (1 - e) one-hot + e / C
   # (PyTorch's label_smoothing); 0 = off. EBV has its own (method_kwargs.ebv).
   c.label_smoothing = 0.0
 
   # Prototype section (see hyperproto.prototypes).
   c.prototypes = ml_collections.ConfigDict()
-  # A hyperproto.prototypes placement, or `default`: the method's own construction
-  # (`hyperproto.methods`), `auto` for HPN (see `placement`).
-  c.prototypes.method = 'default'
+  # How the class prototypes are placed (not the training method, config.method): a
+  # hyperproto.prototypes placement, or `default`, the method's own construction
+  # (`hyperproto.methods`), `auto` for HPN (see `placement`). Was prototypes.method.
+  c.prototypes.placement = 'default'
   c.prototypes.seed = 300  # The original's.
-  c.prototypes.kwargs = ml_collections.ConfigDict()  # Method options (e.g. steps).
+  c.prototypes.kwargs = ml_collections.ConfigDict()  # Placement options (e.g. steps).
   c.prototypes.cache = True  # Reuse placements across runs ($HYPERPROTO_CACHE).
 
   # Data section.

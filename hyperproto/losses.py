@@ -76,15 +76,20 @@ def reduce(per_example_B: Array, reduction: str = 'sum',
 # --- Prototype losses -----------------------------------------------------------------
 
 
-def classification_loss(z_BxD: Array, protos_CxD: Array, labels_B: Array, *,
-                        reduction: str = 'sum', mask_B: Optional[Array] = None) -> Array:
-  """L_c = sum_i (1 - cos(z_i, p_{y_i}))^2."""
+def classification_per_example(z_BxD: Array, protos_CxD: Array, labels_B: Array) -> Array:
+  """(1 - cos(z_i, p_{y_i}))^2 for each example i (B,)."""
   if z_BxD.shape[-1] != protos_CxD.shape[-1]:
     raise ValueError(
         f'Output dimension {z_BxD.shape[-1]} does not match the prototype dimension '
         f'{protos_CxD.shape[-1]}: place prototypes with dim={z_BxD.shape[-1]}.')
   cos_B = cosine_similarity(z_BxD, protos_CxD[labels_B])
-  return reduce((1.0 - cos_B) ** 2, reduction, mask_B)
+  return (1.0 - cos_B) ** 2
+
+
+def classification_loss(z_BxD: Array, protos_CxD: Array, labels_B: Array, *,
+                        reduction: str = 'sum', mask_B: Optional[Array] = None) -> Array:
+  """L_c = sum_i (1 - cos(z_i, p_{y_i}))^2."""
+  return reduce(classification_per_example(z_BxD, protos_CxD, labels_B), reduction, mask_B)
 
 
 def predict_classes(z_BxD: Array, protos_CxD: Array) -> Array:
@@ -102,11 +107,16 @@ def from_unit_interval(r: Array, low: float, high: float) -> Array:
   return low + (jnp.asarray(r, jnp.float32) + 1.0) / 2.0 * (high - low)
 
 
+def regression_per_example(z_BxD: Array, upper_D: Array, r_B: Array) -> Array:
+  """(r_i - cos(z_i, p_u))^2 for each example i (B,), with r in [-1, 1]."""
+  cos_B = cosine_similarity(z_BxD, upper_D[None, :])
+  return (jnp.asarray(r_B, jnp.float32) - cos_B) ** 2
+
+
 def regression_loss(z_BxD: Array, upper_D: Array, r_B: Array, *,
                     reduction: str = 'sum', mask_B: Optional[Array] = None) -> Array:
   """L_r = sum_i (r_i - cos(z_i, p_u))^2, with r in [-1, 1]."""
-  cos_B = cosine_similarity(z_BxD, upper_D[None, :])
-  return reduce((jnp.asarray(r_B, jnp.float32) - cos_B) ** 2, reduction, mask_B)
+  return reduce(regression_per_example(z_BxD, upper_D, r_B), reduction, mask_B)
 
 
 def predict_unit_interval(z_BxD: Array, upper_D: Array) -> Array:
@@ -127,27 +137,39 @@ def joint_loss(z_BxD: Array, protos_CxDm1: Array, upper_D: Array, labels_B: Arra
 # --- Baselines ------------------------------------------------------------------------
 
 
-def softmax_cross_entropy(logits_BxC: Array, labels_B: Array, *, reduction: str = 'sum',
-                          mask_B: Optional[Array] = None,
-                          label_smoothing: float = 0.0) -> Array:
-  """Softmax cross-entropy with integer labels; with `label_smoothing` e, against
-  (1 - e) one-hot + e / C (torch.nn.CrossEntropyLoss(label_smoothing=e))."""
+def cross_entropy_per_example(logits_BxC: Array, labels_B: Array,
+                              label_smoothing: float = 0.0) -> Array:
+  """Softmax cross-entropy with integer labels for each example (B,); with
+  `label_smoothing` e, against (1 - e) one-hot + e / C
+  (torch.nn.CrossEntropyLoss(label_smoothing=e))."""
   logits_BxC = jnp.asarray(logits_BxC, jnp.float32)
   if label_smoothing:
     targets_BxC = optax.smooth_labels(
         jax.nn.one_hot(labels_B, logits_BxC.shape[-1], dtype=jnp.float32),
         label_smoothing)
-    ce_B = optax.softmax_cross_entropy(logits_BxC, targets_BxC)
-  else:
-    ce_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxC, labels_B)
-  return reduce(ce_B, reduction, mask_B)
+    return optax.softmax_cross_entropy(logits_BxC, targets_BxC)
+  return optax.softmax_cross_entropy_with_integer_labels(logits_BxC, labels_B)
+
+
+def softmax_cross_entropy(logits_BxC: Array, labels_B: Array, *, reduction: str = 'sum',
+                          mask_B: Optional[Array] = None,
+                          label_smoothing: float = 0.0) -> Array:
+  """`cross_entropy_per_example`, reduced over the batch."""
+  return reduce(cross_entropy_per_example(logits_BxC, labels_B, label_smoothing),
+                reduction, mask_B)
+
+
+def squared_error_per_example(pred_B: Array, r_B: Array) -> Array:
+  """(pred_i - r_i)^2 for each example (B,): a scalar output against the target mapped
+  to [-1, 1]."""
+  err_B = jnp.asarray(pred_B, jnp.float32) - jnp.asarray(r_B, jnp.float32)
+  return err_B ** 2
 
 
 def mse_loss(pred_B: Array, r_B: Array, *, reduction: str = 'sum',
              mask_B: Optional[Array] = None) -> Array:
   """Squared error of a scalar output against the target mapped to [-1, 1]."""
-  err_B = jnp.asarray(pred_B, jnp.float32) - jnp.asarray(r_B, jnp.float32)
-  return reduce(err_B ** 2, reduction, mask_B)
+  return reduce(squared_error_per_example(pred_B, r_B), reduction, mask_B)
 
 
 def multitask_loss(out_BxC1: Array, labels_B: Array, r_B: Array, *, weight: float = 0.5,

@@ -1,17 +1,21 @@
 """What the network is trained for: a task (classification, regression or both) and a
-method (hyperspherical prototypes, the softmax / MSE baselines of the paper, or one of
-the fixed-classifier methods that followed it, `hyperproto.methods`).
+method (`hyperproto.methods`: hyperspherical prototypes, the softmax / MSE baselines of
+the paper, or one of the fixed-classifier methods that followed it).
 
 An `Objective` is a small frozen (hashable) value, so the jitted steps take it as a static
-argument. It knows the network's output dimension, the loss, the predictions and the
-per-batch metric sums; prototypes come in as data (`protos`), never as parameters.
+argument. It looks its method up once, with the method's hyper-parameters bound
+(`methods.get`, `Method.bind`), and gives the network's output dimension, the loss, the
+scores, the predictions and the per-batch metric sums the same way for every method;
+prototypes come in as data (`protos`), never as parameters.
 
 `protos` is a dict: `classes` (C x Dc class prototypes) for classification, `upper`
 (the D-dim regression prototype p_u = e_0) for regression; the joint task has both, with
-Dc = D - 1 (see `losses`).
+Dc = D - 1: the regression part reads the whole output z, the class part z[..., 1:]
+(the layout of the original OmniArt code; see `losses`).
 """
 
 import dataclasses
+import functools
 from typing import Any, Mapping, Optional
 
 import jax
@@ -23,8 +27,7 @@ from hyperproto import methods as methods_lib
 
 Array = jax.Array
 
-TASKS = ('classification', 'regression', 'joint')
-METHODS = ('hpn', 'baseline', *methods_lib.METHODS)
+TASKS = methods_lib.TASKS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,18 +36,17 @@ class Objective:
 
   Attributes:
     task: 'classification', 'regression' or 'joint'.
-    method: 'hpn' (prototypes), 'baseline' (softmax CE / MSE / both on one backbone),
-      or a fixed-classifier method of `hyperproto.methods` (classification only).
-    dim: network output dimension D for 'hpn' and the fixed-classifier methods (the
-      baselines' is fixed by the task).
+    method: a `hyperproto.methods` name: 'hpn' (prototypes), the baseline ('baseline'
+      for any task, or 'softmax' / 'mse' / 'multitask'), or a fixed-classifier method
+      (classification only).
+    dim: network output dimension D for the prototype methods (the baseline's is fixed
+      by the task).
     num_classes: C, for classification and joint.
     target_range: (low, high) of the regression target, in its own units.
     weight: w in (1 - w) L_r + w L_c for the joint task.
     reduction: 'sum' (the original) or 'mean' over the batch.
     hparams: the method's hyper-parameters, as sorted (name, value) pairs (hashable;
-      `config.method_kwargs`); missing ones take the method's defaults.
-    label_smoothing: e of the softmax baseline's cross-entropy against (1 - e) one-hot
-      + e / C (PyTorch's `label_smoothing`); 0 for every other method.
+      `config_lib.method_hparams`); missing ones take the method's defaults.
   """
   task: str
   method: str
@@ -54,18 +56,11 @@ class Objective:
   weight: float = 0.5
   reduction: str = 'sum'
   hparams: tuple[tuple[str, Any], ...] = ()
-  label_smoothing: float = 0.0
 
   def __post_init__(self):
     if self.task not in TASKS:
       raise ValueError(f'Unknown task {self.task!r}; use one of {TASKS}.')
-    if self.method not in METHODS:
-      raise ValueError(f'Unknown method {self.method!r}; use one of {METHODS}.')
-    if self.fixed_classifier is not None:
-      self._check_fixed_classifier()
-    elif self.hparams:
-      raise ValueError(f'method={self.method!r} takes no method_kwargs, got '
-                       f'{dict(self.hparams)}.')
+    method = self._method  # Unknown names, tasks and hyper-parameters are errors.
     if self.reduction not in losses.REDUCTIONS:
       raise ValueError(f'Unknown reduction {self.reduction!r}; use one of '
                        f'{losses.REDUCTIONS}.')
@@ -78,44 +73,26 @@ class Objective:
         raise ValueError(f'target_range must be (low, high) with high > low, got '
                          f'{self.target_range}.')
     min_dim = 2 if self.has_regression else 1
-    if self.method == 'hpn' and self.dim < min_dim:
+    if self.uses_prototypes and self.dim < min_dim:
       raise ValueError(
           f'Task {self.task!r} with prototypes needs an output dimension >= {min_dim} '
           f'(the regression prototype is e_0 and the classes need at least one more '
           f'dimension), got dim={self.dim}.')
     if not 0.0 <= self.weight <= 1.0:
       raise ValueError(f'The joint weight must lie in [0, 1], got {self.weight}.')
-    if self.label_smoothing and (self.method, self.task) != ('baseline',
-                                                             'classification'):
-      hint = (' (EBV: method_kwargs.ebv.label_smoothing)' if self.method == 'ebv'
-              else '')
-      raise ValueError(f'label_smoothing={self.label_smoothing} smooths the softmax '
-                       f'baseline\'s cross-entropy (method=baseline, task=classification); '
-                       f'this run trains method={self.method!r}, task={self.task!r}. Set '
-                       f'label_smoothing=0{hint}.')
-    if not 0.0 <= self.label_smoothing < 1.0:
-      raise ValueError(f'label_smoothing must lie in [0, 1), got {self.label_smoothing}.')
-
-  def _check_fixed_classifier(self):
-    method = self.fixed_classifier
-    if self.task != 'classification':
-      raise ValueError(f'method={self.method!r} ({method.paper}) is a classification '
-                       f'method; got task={self.task!r}. Use method=hpn for regression '
-                       f'and the joint task.')
-    method.hparams(dict(self.hparams))  # Unknown names are an error.
-    if self.num_classes >= 2 and (problem := method.check(self.num_classes, self.dim)):
+    if self.has_classes and (problem := method.check(self.num_classes, self.dim)):
       raise ValueError(f'method={self.method!r} with {self.num_classes} classes and '
                        f'dim={self.dim}: {problem}')
 
-  @property
-  def fixed_classifier(self) -> Optional[methods_lib.Method]:
-    """The `hyperproto.methods` entry of this method (None for hpn and the baselines)."""
-    return methods_lib.METHODS.get(self.method)
+  @functools.cached_property
+  def _method(self) -> methods_lib.Method:
+    """The method, its hyper-parameters bound (looked up once)."""
+    return methods_lib.get(self.method, self.task).bind(dict(self.hparams))
 
   @property
   def uses_prototypes(self) -> bool:
     """Whether the steps need class prototypes / the regression prototype."""
-    return self.method != 'baseline'
+    return self._method.placement is not None
 
   @property
   def has_classes(self) -> bool:
@@ -128,10 +105,7 @@ class Objective:
   @property
   def output_dim(self) -> int:
     """Width of the network's final Dense layer."""
-    if self.uses_prototypes:
-      return self.dim
-    return {'classification': self.num_classes, 'regression': 1,
-            'joint': self.num_classes + 1}[self.task]
+    return self._method.output_dim(self.task, self.num_classes, self.dim)
 
   @property
   def class_prototype_dim(self) -> Optional[int]:
@@ -172,21 +146,16 @@ class Objective:
 
   # --- Method-owned training state (DL2PA's assignment; `hyperproto.methods`) -------
 
-  def _method_hparams(self) -> dict[str, Any]:
-    return self.fixed_classifier.hparams(dict(self.hparams))
-
   @property
   def has_method_state(self) -> bool:
-    method = self.fixed_classifier
-    return method is not None and method.state_init is not None
+    return self._method.state_init is not None
 
   def init_method_state(self, protos: Mapping[str, np.ndarray],
                         seed: int) -> dict[str, np.ndarray]:
     """The method's initial training state ({} for methods without one)."""
     if not self.has_method_state:
       return {}
-    return self.fixed_classifier.state_init(np.asarray(protos['classes']), seed,
-                                            **self._method_hparams())
+    return self._method.state_init(np.asarray(protos['classes']), seed)
 
   def update_method_state(self, method_state: Mapping[str, Array], z: Array,
                           batch: Mapping[str, Array], axis_name: str) -> dict[str, Array]:
@@ -195,97 +164,81 @@ class Objective:
       return dict(method_state)
     mask = batch.get('mask')
     mask = jnp.ones(z.shape[:1], jnp.float32) if mask is None else mask
-    return self.fixed_classifier.state_update(method_state, z, batch['label'], mask,
-                                              axis_name, **self._method_hparams())
+    return self._method.state_update(method_state, z, batch['label'], mask, axis_name)
 
   def method_state_every(self, steps_per_epoch: int) -> int:
     """Steps between host refreshes of the method's state (0: never)."""
     if not self.has_method_state:
       return 0
-    return self.fixed_classifier.refresh_every(steps_per_epoch, self._method_hparams())
+    return self._method.refresh_every(steps_per_epoch)
 
   def refresh_method_state(self, method_state: Mapping[str, np.ndarray],
                            protos: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The host-side refresh of the method's state (NumPy in, NumPy out)."""
-    return self.fixed_classifier.state_refresh(method_state, np.asarray(protos['classes']),
-                                               **self._method_hparams())
+    return self._method.state_refresh(method_state, np.asarray(protos['classes']))
 
   # --- Loss, predictions, metrics -----------------------------------------------------
 
-  def _target(self, batch: Mapping[str, Array]) -> Array:
-    return losses.to_unit_interval(batch['target'], *self.target_range)
+  def _class_output(self, z: Array) -> Array:
+    """What the class part reads: z, or z[..., 1:] in the joint layout."""
+    return z[..., 1:] if self.task == 'joint' else z
+
+  def _class_loss(self, z: Array, batch: Mapping[str, Array],
+                  protos: Mapping[str, Array]) -> Array:
+    return self._method.loss(self._class_output(z), protos, batch['label'])
+
+  def _regression_loss(self, z: Array, batch: Mapping[str, Array],
+                       protos: Mapping[str, Array]) -> Array:
+    r_B = losses.to_unit_interval(batch['target'], *self.target_range)
+    return self._method.regression_loss(z, protos, r_B)
+
+  @functools.cached_property
+  def _loss_terms(self):
+    """(weight, per-example loss) of each part the task trains: L_c, L_r, or
+    (1 - w) L_r + w L_c."""
+    return {'classification': ((1.0, self._class_loss),),
+            'regression': ((1.0, self._regression_loss),),
+            'joint': ((1.0 - self.weight, self._regression_loss),
+                      (self.weight, self._class_loss))}[self.task]
 
   def loss(self, z: Array, batch: Mapping[str, Array], protos: Mapping[str, Array],
            reduction: Optional[str] = None) -> Array:
-    """The batch loss, reduced with `reduction` (default `self.reduction`); masked
-    examples are excluded."""
-    kw = dict(reduction=reduction or self.reduction, mask_B=batch.get('mask'))
-    if (method := self.fixed_classifier) is not None:
-      per_example_B = method.loss(z, protos, batch['label'],
-                                  **self._method_hparams())
-      return losses.reduce(per_example_B, **kw)
-    if self.method == 'hpn':
-      if self.task == 'classification':
-        return losses.classification_loss(z, protos['classes'], batch['label'], **kw)
-      if self.task == 'regression':
-        return losses.regression_loss(z, protos['upper'], self._target(batch), **kw)
-      return losses.joint_loss(z, protos['classes'], protos['upper'], batch['label'],
-                               self._target(batch), weight=self.weight, **kw)
-    if self.task == 'classification':
-      return losses.softmax_cross_entropy(z, batch['label'],
-                                          label_smoothing=self.label_smoothing, **kw)
-    if self.task == 'regression':
-      return losses.mse_loss(z[..., 0], self._target(batch), **kw)
-    return losses.multitask_loss(z, batch['label'], self._target(batch),
-                                 weight=self.weight, **kw)
+    """The batch loss: each part the task trains reduced over the batch with
+    `reduction` (default `self.reduction`), masked examples excluded, then weighted
+    (`_loss_terms`; the weight 1.0 of a single part changes no bit)."""
+    reduce = functools.partial(losses.reduce, reduction=reduction or self.reduction,
+                               mask_B=batch.get('mask'))
+    terms = [weight * reduce(part(z, batch, protos))
+             for weight, part in self._loss_terms]
+    return functools.reduce(jnp.add, terms)
 
   def scores(self, z: Array, protos: Mapping[str, Array]) -> Array:
-    """B x C class scores, float32: the argmax is the predicted class and the max the
-    open-set score. HPN: cosines to the class prototypes; softmax baseline: logits;
-    the fixed-classifier methods: their own (`hyperproto.methods`)."""
+    """B x C class scores, float32, the method's own (`hyperproto.methods`): the argmax
+    is the predicted class. HPN: cosines to the class prototypes; the softmax baseline:
+    logits."""
     if not self.has_classes:
       raise ValueError(f'Task {self.task!r} has no classes to score.')
-    if (method := self.fixed_classifier) is not None:
-      return method.scores(z, protos, **self._method_hparams())
-    if self.method == 'hpn':
-      z_cls = z[..., 1:] if self.task == 'joint' else z
-      return losses.cosine_matrix(z_cls, protos['classes'])
-    return jnp.asarray(z[..., -self.num_classes:], jnp.float32)
+    return self._method.scores(self._class_output(z), protos)
 
   def predict(self, z: Array, protos: Mapping[str, Array]) -> dict[str, Array]:
     """Predicted `label` and/or `target` (in the target's own units)."""
     out = {}
-    if self.fixed_classifier is not None:
-      return {'label': jnp.argmax(self.scores(z, protos), axis=-1)}
-    if self.method == 'hpn':
-      if self.has_classes:
-        out['label'] = jnp.argmax(self.scores(z, protos), axis=-1)
-      if self.has_regression:
-        r = losses.predict_unit_interval(z, protos['upper'])
-        out['target'] = losses.from_unit_interval(r, *self.target_range)
-      return out
     if self.has_classes:
-      out['label'] = jnp.argmax(z[..., -self.num_classes:], axis=-1)
+      out['label'] = jnp.argmax(self.scores(z, protos), axis=-1)
     if self.has_regression:
-      # The baseline's output is unbounded; clip it to the known range (this helps it).
-      r = jnp.clip(z[..., 0].astype(jnp.float32), -1.0, 1.0)
-      out['target'] = losses.from_unit_interval(r, *self.target_range)
+      out['target'] = losses.from_unit_interval(self._method.regress(z, protos),
+                                                *self.target_range)
     return out
 
   def open_set_scores(self, z: Array, protos: Mapping[str, Array]) -> dict[str, Array]:
-    """Per-example known-vs-unknown scores (float32 B, higher = more likely a known
-    class): `max_cos`, the max cosine to the class prototypes, for every prototype
-    method; `max_score`, the max of a fixed-classifier method's own scores (a logit, a
-    scaled cosine, or minus a distance); `max_logit` and `msp` (max softmax
-    probability) for the softmax baseline, which has no prototypes and so no cosine."""
-    s_BxC = self.scores(z, protos)
-    if self.method == 'baseline':
-      return {'max_logit': jnp.max(s_BxC, axis=-1),
-              'msp': jnp.max(jax.nn.softmax(s_BxC, axis=-1), axis=-1)}
-    if self.method == 'hpn':
-      return {'max_cos': jnp.max(s_BxC, axis=-1)}
-    return {'max_cos': jnp.max(losses.cosine_matrix(z, protos['classes']), axis=-1),
-            'max_score': jnp.max(s_BxC, axis=-1)}
+    """Per-example known-vs-unknown scores by name (float32 B, higher = more likely a
+    known class; `Method.open_set`): `max_cos`, the max cosine to the class prototypes,
+    for every prototype method; `max_score`, the max of a fixed-classifier method's own
+    scores (a logit, a scaled cosine, or minus a distance); `max_logit` and `msp` (max
+    softmax probability) for the softmax baseline, which has no prototypes and so no
+    cosine."""
+    z_cls = self._class_output(z)
+    return self._method.open_set(z_cls, self.scores(z, protos), protos)
 
   def metric_sums(self, z: Array, batch: Mapping[str, Array],
                   protos: Mapping[str, Array]) -> dict[str, Array]:

@@ -236,7 +236,7 @@ def make_objective(config: ml_collections.ConfigDict,
       num_classes=info.num_classes,
       target_range=tuple(info.target_range) if has_regression else (-1.0, 1.0),
       weight=config.joint_weight, reduction=config.loss_reduction,
-      hparams=config_lib.method_hparams(config), label_smoothing=config.label_smoothing)
+      hparams=config_lib.method_hparams(config))
 
 
 def prepare_workdir(workdir: str) -> str:

@@ -142,7 +142,7 @@ class BusemannTest(absltest.TestCase):
                                  checkpoint_every_steps=100, num_devices=1)
     config.model.kwargs.widths = (16, 32)
     config.method = 'busemann'
-    config.prototypes.method = busemann.METHOD.placement
+    config.prototypes.placement = busemann.METHOD.placement
     results = train.train_and_evaluate(config, workdir)
     # Measured 0.40 (HPN reaches 0.5 in these 100 steps; Busemann learns slower here).
     self.assertGreater(results['test/accuracy'], 0.25)  # chance: 0.1

@@ -97,6 +97,36 @@ class UnknownFieldTest(parameterized.TestCase):
     self.assertIsNone(config_lib.override_error(argv[:3]))
     self.assertIsNone(config_lib.override_error(['prog', '--config.lr=1']))
 
+  def test_a_renamed_field_names_its_new_name(self):
+    argv = ['prog', f'--config={digits.__file__}', '--config.prototypes.method=hpn']
+    self.assertEqual(
+        config_lib.override_error(argv),
+        '--config.prototypes.method=hpn: config.prototypes.method was renamed '
+        'config.prototypes.placement (the prototypes\' construction, a placement of '
+        'hyperproto.prototypes; config.method is the training method): write '
+        'config.prototypes.placement.')
+
+
+class MethodHparamsTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      ('task=classification,method=softmax', 0.1, (('label_smoothing', 0.1),)),
+      ('task=classification,method=baseline', 0.0, (('label_smoothing', 0.0),)),
+      ('task=joint,method=hpn', 0.0, ()),
+      ('task=classification,method=ebv', 0.0,
+       (('label_smoothing', 0.1), ('temperature', 0.07))))
+  def test_each_method_gets_its_own(self, arg, label_smoothing, want):
+    config = digits.get_config(arg)
+    config.label_smoothing = label_smoothing
+    self.assertEqual(config_lib.method_hparams(config), want)
+
+  @parameterized.parameters('task=joint,method=multitask', 'task=classification,method=ebv')
+  def test_label_smoothing_is_the_softmax_baselines(self, arg):
+    config = digits.get_config(arg)
+    config.label_smoothing = 0.1
+    with self.assertRaisesRegex(ValueError, "smooths the softmax baseline's"):
+      config_lib.method_hparams(config)
+
 
 PAPER_CONFIGS = {  # config: (batch, lr, backbone, data, augmentation in the step)
     'cifar100': (128, 0.01, 'resnet32', 'cifar100', 'crop_flip'),
@@ -132,7 +162,7 @@ class PaperConfigTest(parameterized.TestCase):
     self.assertEqual((tuple(config.decay_epochs), config.decay_factor, config.num_epochs),
                      ((100.0, 200.0), 0.1, 250.0))
     self.assertEqual((config.eval_every_epochs, config.loss_reduction), (10.0, 'sum'))
-    self.assertEqual(config.prototypes.method, 'hpn')  # the paper's placement
+    self.assertEqual(config.prototypes.placement, 'hpn')  # the paper's placement
     self.assertEqual(config.prototypes.seed, 300)
 
   def test_omniart_layout(self):
@@ -158,7 +188,7 @@ class PaperConfigTest(parameterized.TestCase):
         if key == 'dim' and config.method == 'hpn':
           self.assertEqual(config.dim, int(value))
         if key == 'method':
-          self.assertEqual(config.method, config_lib.BASELINES.get(value, (value,))[0])
+          self.assertEqual(config.method, value)  # as written: softmax stays softmax
         if key == 'train_per_class':
           self.assertEqual(config.data.kwargs.train_per_class, int(value))
         if key == 'imbalance':
@@ -183,22 +213,20 @@ class PaperConfigTest(parameterized.TestCase):
     num_classes = CLASSIFICATION[name]
     dim = 3 if method in config_lib.LOW_DIM_METHODS else num_classes - 1
     config = load(name).get_config(f'method={method},dim={dim}')
+    self.assertEqual(config.method, method)  # As written: softmax stays softmax.
+    objective = train.make_objective(config, data_lib.DatasetInfo(
+        name=name, num_classes=num_classes, class_names=(), image_shape=(32, 32, 3),
+        mean=(0.0,), std=(1.0,)))
+    self.assertEqual(objective.output_dim, num_classes if method == 'softmax' else dim)
     if method == 'softmax':
-      self.assertEqual(config.method, 'baseline')
       return
-    self.assertEqual((config.method, config.dim), (method, dim))
-    if method in methods_lib.METHODS:  # The method's own prototypes and recipe.
-      self.assertEqual(config.prototypes.method, methods_lib.METHODS[method].placement)
+    if method != 'hpn':  # The method's own prototypes and recipe.
+      self.assertEqual(config.prototypes.placement, methods_lib.METHODS[method].placement)
       for key, value in config_lib.RECIPES.get(method, {}).items():
-        if key != 'method_kwargs':
-          self.assertEqual(config[key], value, key)
-      objective = train.make_objective(config, data_lib.DatasetInfo(
-          name=name, num_classes=num_classes, class_names=(), image_shape=(32, 32, 3),
-          mean=(0.0,), std=(1.0,)))
-      self.assertEqual(objective.output_dim, dim)
+        self.assertEqual(config[key], value, key)
     # An explicit placement wins over the method's own.
     config = load(name).get_config(f'method={method},dim={dim},prototypes=ours')
-    self.assertEqual(config.prototypes.method, 'auto')
+    self.assertEqual(config.prototypes.placement, 'auto')
 
   @parameterized.parameters(*CLASSIFICATION)
   def test_the_method_chooses_dim_where_the_config_leaves_it_open(self, name):

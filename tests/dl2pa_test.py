@@ -40,7 +40,7 @@ def ref_forward_momentum(queue, x, labels, m=0.9):
 def dl2pa_config(**overrides):
   config = helpers.tiny_config('task=classification', **overrides)
   config.method = 'dl2pa'
-  config.prototypes.method = dl2pa.METHOD.placement
+  config.prototypes.placement = dl2pa.METHOD.placement
   config.method_kwargs.dl2pa.refresh_every_steps = 2  # The epoch (89 steps) is longer.
   # A memory that follows the features fast enough for the matching to move classes
   # within these 6 steps (with 0.9 it keeps the initial assignment here).

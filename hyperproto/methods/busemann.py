@@ -80,9 +80,9 @@ def busemann_distances(u_BxD: Array, protos_CxD: Array) -> Array:
   return jnp.log(sq_BxC / denom_Bx1)
 
 
-def scores(u_BxD: Array, protos, *, mult: float = 0.1) -> Array:
-  """Minus the Busemann distance to each class prototype (argmax = the smallest)."""
-  del mult  # The prediction does not depend on the penalty.
+def scores(u_BxD: Array, protos) -> Array:
+  """Minus the Busemann distance to each class prototype (argmax = the smallest; the
+  penalty `mult` does not enter)."""
   return -busemann_distances(u_BxD, protos['classes'])
 
 

@@ -56,7 +56,7 @@ once per epoch, theirs; N > 0 re-solves every N steps), `loss` ('cosine': the ba
 branch's (1 - cos)^2; 'dr': the long-tailed branch's dot regression).
 """
 
-from typing import Any, Mapping
+from typing import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -80,11 +80,10 @@ def class_prototypes(protos: Mapping[str, Array]) -> Array:
   return jnp.asarray(protos['classes'], jnp.float32)[protos['assignment']]
 
 
-def loss(z_BxD: Array, protos, labels_B: Array, *, momentum: float = 0.9,
-         refresh_every_steps: int = 0, loss: str = 'cosine') -> Array:  # pylint: disable=redefined-outer-name
+def loss(z_BxD: Array, protos, labels_B: Array, *,
+         loss: str = 'cosine') -> Array:  # pylint: disable=redefined-outer-name
   """Per example: 'cosine', (1 - cos(z, P[assignment[y]]))^2 (`BLoss`); 'dr', the dot
   regression against E_w[y] P[assignment[y]] (`LTloss` with `produce_Ew`)."""
-  del momentum, refresh_every_steps
   if loss not in LOSSES:
     raise ValueError(f"Unknown dl2pa loss {loss!r}; use method_kwargs.dl2pa.loss='cosine' "
                      f"(the balanced branch) or 'dr' (the long-tailed branch).")
@@ -95,10 +94,8 @@ def loss(z_BxD: Array, protos, labels_B: Array, *, momentum: float = 0.9,
   return jnp.square(1.0 - losses.cosine_similarity(z_BxD, target_BxD))
 
 
-def scores(z_BxD: Array, protos, *, momentum: float = 0.9,
-           refresh_every_steps: int = 0, loss: str = 'cosine') -> Array:  # pylint: disable=redefined-outer-name
+def scores(z_BxD: Array, protos) -> Array:
   """B x C cosines to the assigned prototypes (`predict`, either branch)."""
-  del momentum, refresh_every_steps, loss
   return losses.cosine_matrix(z_BxD, class_prototypes(protos))
 
 
@@ -111,9 +108,8 @@ def solve_assignment(queue_CxD: np.ndarray, classes_CxD: np.ndarray) -> np.ndarr
   return assignment
 
 
-def state_init(classes_CxD: np.ndarray, seed: int, **hparams) -> dict[str, np.ndarray]:
+def state_init(classes_CxD: np.ndarray, seed: int) -> dict[str, np.ndarray]:
   """The random queue (`torch.randn` in theirs) and the assignment solved from it."""
-  del hparams
   queue_CxD = np.random.default_rng(seed).standard_normal(classes_CxD.shape)
   queue_CxD = queue_CxD.astype(np.float32)
   return {'queue': queue_CxD, 'assignment': solve_assignment(queue_CxD, classes_CxD)}
@@ -124,10 +120,9 @@ def _normalize(x_NxD: Array, eps: float) -> Array:
 
 
 def state_update(state: Mapping[str, Array], z_BxD: Array, labels_B: Array,
-                 mask_B: Array, axis_name: str, *, momentum: float = 0.9,
-                 refresh_every_steps: int = 0, loss: str = 'cosine') -> dict[str, Array]:  # pylint: disable=redefined-outer-name
+                 mask_B: Array, axis_name: str, *,
+                 momentum: float = 0.9) -> dict[str, Array]:
   """One `forward_momentum` step on the global batch (see the module docstring)."""
-  del refresh_every_steps, loss
   queue_CxD = state['queue']
   x_BxD = _normalize(jnp.asarray(z_BxD, jnp.float32), NORMALIZE_EPS)
   onehot_BxC = jax.nn.one_hot(labels_B, queue_CxD.shape[0], dtype=jnp.float32)
@@ -139,15 +134,15 @@ def state_update(state: Mapping[str, Array], z_BxD: Array, labels_B: Array,
   return dict(state, queue=_normalize(queue_CxD, QUEUE_EPS))
 
 
-def state_refresh(state: Mapping[str, np.ndarray], classes_CxD: np.ndarray,
-                  **hparams) -> dict[str, np.ndarray]:
+def state_refresh(state: Mapping[str, np.ndarray],
+                  classes_CxD: np.ndarray) -> dict[str, np.ndarray]:
   """`haungarian`: the assignment re-solved from the queue."""
-  del hparams
   return dict(state, assignment=solve_assignment(state['queue'], classes_CxD))
 
 
-def refresh_every(steps_per_epoch: int, hparams: Mapping[str, Any]) -> int:
-  return int(hparams['refresh_every_steps']) or steps_per_epoch
+def refresh_every(steps_per_epoch: int, *, refresh_every_steps: int = 0) -> int:
+  """Steps between `state_refresh` calls: `refresh_every_steps`, or an epoch (0)."""
+  return int(refresh_every_steps) or steps_per_epoch
 
 
 METHOD = Method(

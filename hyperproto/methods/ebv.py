@@ -35,10 +35,8 @@ def _normalize(x: Array) -> Array:
   return x / jnp.maximum(losses.safe_norm(x), NORMALIZE_EPS)[..., None]
 
 
-def ebv_scores(z_BxD: Array, protos, *, temperature: float = 0.07,
-               label_smoothing: float = 0.1) -> Array:
+def ebv_scores(z_BxD: Array, protos) -> Array:
   """Cosines to the basis vectors, B x C float32 (no temperature)."""
-  del temperature, label_smoothing
   return _normalize(z_BxD) @ _normalize(protos['classes']).T
 
 

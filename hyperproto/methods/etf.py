@@ -97,10 +97,8 @@ def etf_loss(z_BxD: Array, protos, labels_B: Array, *, loss: str = 'dr',
   return 0.5 * (dot_B - m_len_B * h_len_B) ** 2 / h_len_B
 
 
-def etf_scores(z_BxD: Array, protos, *, loss: str = 'dr', given_ew: bool = True) -> Array:
-  """h M: B x C cosines (the prototypes are unit)."""
-  del given_ew
-  _check_loss(loss)
+def etf_scores(z_BxD: Array, protos) -> Array:
+  """h M: B x C cosines (the prototypes are unit), for either loss."""
   return features(z_BxD) @ jnp.asarray(protos['classes'], jnp.float32).T
 
 
