@@ -115,7 +115,8 @@ class StreamingInput:
                        f'for datasets held on the device; {dataset.info.name} augments '
                        f'while decoding: set data.augment=none and data.mixup_alpha=0.')
     self._dataset, self._split, self._mesh = dataset, config.data.train_split, mesh
-    self._kind, self._batch_size, self._seed = config.parallel, config.batch_size, config.seed
+    self._kind, self._batch_size = config.parallel, config.batch_size
+    self._seed = config.seed
 
   def step_fn(self, train_step: Callable, start_step: int, num_steps: int) -> StepFn:
     batches = self._dataset.train_batches(

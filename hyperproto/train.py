@@ -9,11 +9,11 @@ What each step is fed (a split held on the devices, or each host's streamed shar
 batch) is `input_pipeline`'s business: the trainer has one path for both.
 
 `train_and_evaluate` reads as its set-up steps (small functions below), then the loop.
-The workdir holds config.json, metrics.jsonl, TensorBoard events, prototypes.npy (+ .json),
-checkpoints/, profile/ (with `config.profile_steps`) and, at the end, results.json and
-plots (curves.png, prototypes.png). Running the same command again resumes from the
-newest checkpoint; SIGINT (Ctrl-C) and SIGTERM save a checkpoint before stopping
-(`TrainingInterrupted`; main.py then exits with `interrupts.EXIT_STATUS`).
+The workdir holds config.json, metrics.jsonl, TensorBoard events, prototypes.npy
+(+ .json), checkpoints/, profile/ (with `config.profile_steps`) and, at the end,
+results.json and plots (curves.png, prototypes.png). Running the same command again
+resumes from the newest checkpoint; SIGINT (Ctrl-C) and SIGTERM save a checkpoint before
+stopping (`TrainingInterrupted`; main.py then exits with `interrupts.EXIT_STATUS`).
 """
 
 import dataclasses
@@ -166,7 +166,8 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], protos: Protos
         state.method_state, jax.lax.stop_gradient(z), batch, AXIS))
   sums = objective.metric_sums(jax.lax.stop_gradient(z), batch, protos)
   sums['loss'] = loss_sum
-  scalars = dict(grad_norm=optax.global_norm(grads), update_norm=optax.global_norm(updates),
+  scalars = dict(grad_norm=optax.global_norm(grads),
+                 update_norm=optax.global_norm(updates),
                  param_norm=optax.global_norm(new_state.params))
   if learning_rate is not None:  # optax's step count is state.step.
     scalars['lr'] = jnp.asarray(learning_rate(state.step), jnp.float32)
@@ -233,7 +234,7 @@ def _gather(x_B: jax.Array) -> jax.Array:
       jax.lax.dynamic_update_slice(full, x_B, (jax.lax.axis_index(AXIS) * b,)), AXIS)
 
 
-# --- Set-up: the named steps of train_and_evaluate ----------------------------------------
+# --- Set-up: the named steps of train_and_evaluate -------------------------------------
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -287,7 +288,8 @@ class ExtraMetrics:
 
 
 def extra_metrics(config: ml_collections.ConfigDict, dataset, subset_options: dict,
-                  num_loaded_classes: int, objective: objectives.Objective) -> ExtraMetrics:
+                  num_loaded_classes: int,
+                  objective: objectives.Objective) -> ExtraMetrics:
   """Per-class metrics with any `data.subsets` option (for a task with classes),
   open-set ones with `unknown_classes`; clear errors where they cannot be had."""
   open_set = subset_options.get('unknown_classes') is not None
@@ -550,9 +552,9 @@ def parse_profile_steps(spec: str) -> Optional[tuple[int, int]]:
   except ValueError:
     first = last = 0
   if not 1 <= first <= last:
-    raise ValueError(f'config.profile_steps={spec!r}: give the first and the last step to '
-                     f"trace, 'FIRST,LAST' with 1 <= FIRST <= LAST (e.g. '10,20'), or '' "
-                     f'for no profile.')
+    raise ValueError(f"config.profile_steps={spec!r}: give the first and the last step "
+                     f"to trace, 'FIRST,LAST' with 1 <= FIRST <= LAST (e.g. '10,20'), or "
+                     f"'' for no profile.")
   return first, last
 
 
@@ -568,7 +570,8 @@ class _Profiler:
     self._first = None  # the first step traced, while tracing
 
   def before(self, step: int) -> None:
-    if self._window and self._first is None and self._window[0] <= step <= self._window[1]:
+    if (self._window and self._first is None
+        and self._window[0] <= step <= self._window[1]):
       jax.profiler.start_trace(self._dir)
       self._first = step
 
@@ -579,7 +582,8 @@ class _Profiler:
   def _stop(self, step: Optional[int], outputs: Any = None) -> None:
     jax.block_until_ready(outputs)  # The trace holds the last step's computation.
     jax.profiler.stop_trace()
-    logging.info('Wrote a profile of steps %d-%s to %s.', self._first, step or '', self._dir)
+    logging.info('Wrote a profile of steps %d-%s to %s.', self._first, step or '',
+                 self._dir)
     self._first = None
 
   def __enter__(self):
@@ -679,6 +683,24 @@ def _log_train(step: int, num_steps: int, pending: list, timer: writers.StepTime
                timer.progress(step, rates.get('train/steps_per_s')))
 
 
+def _first_step_done(step: int, metrics: dict, started: float, timer: writers.StepTimer,
+                     writer: writers.MetricWriter) -> None:
+  """Waits for the first step (compiled), writes its seconds (`train/first_step_s`)
+  and starts timing the steps after it."""
+  jax.block_until_ready(metrics)
+  seconds = time.perf_counter() - started
+  logging.info('First step (with compilation) took %.1f s.', seconds)
+  writer.write(step, {'train/first_step_s': seconds})
+  timer.restart(step)
+
+
+def _log_eval(step: int, num_steps: int, metrics: Mapping[str, Any], split: str,
+              writer: writers.MetricWriter) -> None:
+  evals = {f'{split}/{k}': v for k, v in _scalars(metrics).items()}
+  writer.write(step, evals)
+  logging.info('step %d/%d | %s', step, num_steps, _fmt(evals))
+
+
 def _fmt(metrics: Mapping[str, float]) -> str:
   return ', '.join(f'{k} {v:.4g}' for k, v in sorted(metrics.items()))
 
@@ -728,19 +750,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         pending.append((step, metrics))
         profiler.after(step, state)
         if step == start_step + 1:
-          jax.block_until_ready(metrics)
-          first_step_s = time.perf_counter() - t_start
-          logging.info('First step (with compilation) took %.1f s.', first_step_s)
-          writer.write(step, {'train/first_step_s': first_step_s})
-          timer.restart(step)
+          _first_step_done(step, metrics, t_start, timer, writer)
         last = step == plan.num_steps
         if step % config.log_every_steps == 0 or last:
           _log_train(step, plan.num_steps, pending, timer, writer, last_ckpt)
         if plan.eval_every and step % plan.eval_every == 0 and not last:
-          evals = {f'{eval_split}/{k}': v for k, v in _scalars(run_eval(state=state)).items()}
-          writer.write(step, evals)
-          logging.info('step %d/%d | %s', step, plan.num_steps, _fmt(evals))
-          timer.restart(step)
+          _log_eval(step, plan.num_steps, run_eval(state=state), eval_split, writer)
+          timer.restart(step)  # Evaluations are not training time.
         if refresh_every and step % refresh_every == 0 and not last:
           state = refresh_method_state(state, objective, protos, mesh)
         stopping = stop.stop_now()
@@ -755,9 +771,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
     final = {f'{eval_split}/{k}': v for k, v in run_eval(state=state).items()}
     writer.write(plan.num_steps, _scalars(final))
-    results = dict(final, step=plan.num_steps, train_seconds=time.perf_counter() - t_start,
-                   task=objective.task, method=objective.method, dataset=info.name,
-                   **extra.results(info))
+    results = dict(final, step=plan.num_steps,
+                   train_seconds=time.perf_counter() - t_start, task=objective.task,
+                   method=objective.method, dataset=info.name, **extra.results(info))
     if info.target_unit:
       results['target_unit'] = info.target_unit
     if jax.process_index() == 0:
