@@ -5,9 +5,9 @@
   python experiments/benchmark.py --ablation --dtypes=float32   # the CPU work, step by step
   python experiments/benchmark.py --layers --repeats=15         # one conv per ResNet-32 stage
 
-Times the trainer's own step (`train.resident_train_step`: gather from the uint8 split
-held on the device, crop + flip, forward, HPN loss, backward, SGD with momentum and
-weight decay) on synthetic data, one device, buffers donated, no host synchronisation
+Times the trainer's own step (`input_pipeline.resident_train_step` around
+`train.train_step`: gather from the uint8 split held on the device, crop + flip, forward,
+HPN loss, backward, SGD with momentum and weight decay, the step's norms and rate) on synthetic data, one device, buffers donated, no host synchronisation
 inside a timed window. Compile time is the first call; throughput is the median over
 `--repeats` windows of `--steps` steps each (one block_until_ready per window).
 With `--torch_python`, runs ../shared/bench/torch_resnet32.py (the original ResNet-32
@@ -65,7 +65,7 @@ def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int,
   models.build) shrink it for a smoke run."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from hyperproto import config_lib, models, objectives, optim, parallel, prototypes, train  # pylint: disable=g-import-not-at-top,g-multiple-import
+  from hyperproto import config_lib, input_pipeline, models, objectives, optim, parallel, prototypes, train  # pylint: disable=g-import-not-at-top,g-multiple-import
 
   backbone, case_size, case_batch, augment = CASES[case]
   size, batch = size or case_size, batch or case_batch
@@ -79,6 +79,7 @@ def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int,
   config = config_lib.paper_recipe(config_lib.base_config())  # SGD 0.9, wd 1e-4, steps
   config.lr = 0.01
   tx = optim.optimizer(config, num_steps=1000, steps_per_epoch=100)
+  lr = optim.learning_rate(config, num_steps=1000, steps_per_epoch=100)
   state = train.create_train_state(jax.random.PRNGKey(0), model, tx, (size, size, 3), mesh)
   rng = np.random.default_rng(0)
   n = batch * 4
@@ -86,9 +87,10 @@ def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int,
       'image': rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
       'label': rng.integers(0, num_classes, n).astype(np.int32)}, mesh)
   step = parallel.map_step(
-      functools.partial(train.resident_train_step, global_batch=batch, augment=augment,
-                        model=model, tx=tx, objective=objective, mean=(0.5,) * 3,
-                        std=(0.25,) * 3),
+      functools.partial(input_pipeline.resident_train_step, global_batch=batch,
+                        augment=augment, train_step=functools.partial(
+                            train.train_step, model=model, tx=tx, objective=objective,
+                            mean=(0.5,) * 3, std=(0.25,) * 3, learning_rate=lr)),
       mesh, batch_argnums=(), donate_argnums=(0,))
   protos = parallel.replicate(protos, mesh)
   t = time.perf_counter()

@@ -53,7 +53,7 @@ def measure(model: str, directory: str, repeats: int = 2, image_size: int = 224,
     try:
       ckpt = checkpointing.Checkpointer(path, every_steps=1)
       start = time.perf_counter()
-      ckpt.save(1, state, force=True)
+      ckpt.save(1, state)
       ckpt.wait()
       seconds = time.perf_counter() - start
       ckpt.close()

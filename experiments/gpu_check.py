@@ -14,7 +14,8 @@ Parts, in this order, on whatever accelerator JAX sees:
   train      `train.train_and_evaluate` with configs/cifar100.py (the paper recipe) on
              synthetic data of CIFAR-100's shape (50,000 32x32 uint8, 100 classes) for
              --train_steps steps: steady images/s, first step and final evaluation
-             seconds, and the projected time of the 250-epoch recipe;
+             seconds (from the run's metrics.jsonl), and the projected time of the
+             250-epoch recipe;
   input      the 224 streaming pipeline (JPEG decode + RandomResizedCrop + flip, grain)
              with one worker per host core: images/s, train and eval;
   tests      `pytest -m device` on the accelerator (train step, shard_map/pmap, bfloat16,
@@ -42,6 +43,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from typing import Callable, Optional
@@ -152,28 +154,43 @@ def part_benchmark(out: dict, emit: Callable[[], None],
     out['error'] = f'failed: {", ".join(failed)}'
 
 
-class _StepLog:
-  """Follows the trainer's log: step lines (`step %d/%d | ...`) with their times, the
-  first step's seconds and the time of the final metrics; calls `on_step` per line."""
+class _MetricsFollower:
+  """Follows the trainer's metrics.jsonl while it trains (a thread reads it every
+  0.2 s): `records`, each (time first seen, record); calls `on_records` after new ones,
+  and once more on exit, after the thread has stopped."""
 
-  def __init__(self, on_step: Callable[[], None]):
-    import logging as py_logging  # pylint: disable=g-import-not-at-top
-    self.steps, self.first_step_s, self.final_at = [], None, None
-    sink = self
+  def __init__(self, path: str, on_records: Callable[[], None]):
+    self.records = []
+    self._path, self._on_records, self._read = path, on_records, 0
+    self._done = threading.Event()
+    self._thread = threading.Thread(target=self._follow, daemon=True)
 
-    class Handler(py_logging.Handler):
+  def _follow(self):
+    while not self._done.wait(0.2):
+      self.poll()
 
-      def emit(self, record):
-        msg = str(record.msg)
-        if msg.startswith('step %d/%d | ') and ' | %s | %s' in msg:
-          sink.steps.append((int(record.args[0]), record.created))
-          on_step()
-        elif msg.startswith('First step'):
-          sink.first_step_s = round(float(record.args[0]), 2)
-        elif msg.startswith('Final '):
-          sink.final_at = record.created
+  def poll(self):
+    if not os.path.exists(self._path):
+      return
+    with open(self._path, 'rb') as f:
+      f.seek(self._read)
+      text = f.read()
+    complete = text[:text.rfind(b'\n') + 1]  # A line being written waits for next time.
+    self._read += len(complete)
+    now = time.time()
+    new = [(now, json.loads(line)) for line in complete.splitlines() if line.strip()]
+    if new:
+      self.records += new
+      self._on_records()
 
-    self.handler = Handler(level=py_logging.INFO)
+  def __enter__(self):
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc):
+    self._done.set()
+    self._thread.join()
+    self.poll()
 
 
 def part_train(out: dict, emit: Callable[[], None]) -> None:
@@ -200,20 +217,27 @@ def part_train(out: dict, emit: Callable[[], None]) -> None:
              num_train=num_train, num_test=num_test, steps=config.num_steps,
              log_every_steps=config.log_every_steps)
   emit()
+  workdir = tempfile.mkdtemp(prefix='gpu_check_train_')
 
   def update():
-    """The rates so far (written at every step line: a run cut short keeps them)."""
-    out.update(first_step_s=log.first_step_s, log_points=[s for s, _ in log.steps])
-    if len(log.steps) < 3:
+    """The rates so far, from the trainer's metrics.jsonl (written at every new line:
+    a run cut short keeps them)."""
+    records = metrics.records
+    windows = [(t, r) for t, r in records if 'train/loss' in r]
+    first = [r['train/first_step_s'] for _, r in records if 'train/first_step_s' in r]
+    out.update(first_step_s=round(first[0], 2) if first else None,
+               log_points=[r['step'] for _, r in windows])
+    rates = [r['train/examples_per_s'] for _, r in windows if 'train/examples_per_s' in r]
+    if len(rates) < 2:
       out['steady_images_per_s'] = None
-      out['note'] = (f'{len(log.steps)} step lines: a rate needs 3 (steps > 2 x '
+      out['note'] = (f'{len(rates)} timed log windows: a rate needs 2 (steps > 2 x '
                      f'log_every_steps = {config.log_every_steps})')
       emit()
       return
     out.pop('note', None)
-    # From the second step line on: the first interval holds the warm-up.
-    (s0, t0), (s1, t1) = log.steps[1], log.steps[-1]
-    rate = (s1 - s0) * config.batch_size / (t1 - t0)
+    # The trainer's examples/s of its log windows from the second on (the first may
+    # hold warm-up): their harmonic mean, the rate over their steps (equal windows).
+    rate = len(rates[1:]) / sum(1.0 / r for r in rates[1:])
     out['steady_images_per_s'] = round(rate, 1)
     out['steady_steps_per_s'] = round(rate / config.batch_size, 2)
     # The recipe: 250 epochs of 390 steps of 128, a test evaluation every 10 epochs.
@@ -222,26 +246,26 @@ def part_train(out: dict, emit: Callable[[], None]) -> None:
                                f'batch 128 at the steady rate'
                                + (f' (of batch {config.batch_size} here)' if tiny else ''))
     out['projected_recipe_train_h'] = round(train_s / 3600, 3)
-    if log.final_at:
+    final = [t for t, r in records
+             if r['step'] == config.num_steps and 'test/num_examples' in r]
+    if final:
       # Checkpoint wait + evaluation of the test split (its compilation included), then
       # 25 of them, each of the real 10,000 test images.
-      out['final_eval_s'] = round(log.final_at - t1, 2)
+      out['final_eval_s'] = round(final[0] - windows[-1][0], 2)
       evals = RECIPE_EPOCHS // 10
       out['projected_recipe_with_evals_h'] = round(
           (train_s + evals * out['final_eval_s'] * 10_000 / num_test) / 3600, 3)
     emit()
 
-  log = _StepLog(update)
   logging.set_verbosity(logging.INFO)
-  logging.get_absl_logger().addHandler(log.handler)
-  workdir = tempfile.mkdtemp(prefix='gpu_check_train_')
+  metrics = _MetricsFollower(os.path.join(workdir, 'metrics.jsonl'), update)
   try:
-    t = time.perf_counter()
-    results = train.train_and_evaluate(config, workdir)
-    out.update(wall_s=round(time.perf_counter() - t, 1),
-               test_accuracy=results.get('test/accuracy'))
+    with metrics:
+      t = time.perf_counter()
+      results = train.train_and_evaluate(config, workdir)
+      out.update(wall_s=round(time.perf_counter() - t, 1),
+                 test_accuracy=results.get('test/accuracy'))
   finally:
-    logging.get_absl_logger().removeHandler(log.handler)
     shutil.rmtree(workdir, ignore_errors=True)
   update()
 

@@ -213,6 +213,18 @@ MUTATIONS = (
              'int(n_max * imbalance ** (i / (num_classes - 1.0)))',
              'int(n_max * imbalance ** (i / float(num_classes)))',
              ('tests/subsets_test.py',)),
+    # The trainer's telemetry and input (issue 32): the logged rate one step late (the
+    # schedule at the step's new count), and every process reading the first share of
+    # each resident evaluation batch.
+    Mutation('lr_logged_one_step_late', 'hyperproto/train.py',
+             "scalars['lr'] = jnp.asarray(learning_rate(state.step), jnp.float32)",
+             "scalars['lr'] = jnp.asarray(learning_rate(state.step + 1), jnp.float32)",
+             ('tests/train_test.py',), k='step_scalars'),
+    Mutation('eval_share_ignores_process', 'hyperproto/data/base.py',
+             'for start in range(process_index * local, n + process_index * local, '
+             'batch_size):',
+             'for start in range(0, n, batch_size):',
+             ('tests/data_test.py',)),
 )
 
 

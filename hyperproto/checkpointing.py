@@ -36,17 +36,23 @@ def _barriers_without_collectives() -> None:
 
 
 class Checkpointer:
-  """Saves every `every_steps` steps (or when forced), keeps the newest `max_to_keep`,
-  and restores the newest readable checkpoint."""
+  """Decides when a run saves (`due`: every `every_steps` steps; the loop also saves at
+  the end and on a signal), keeps the newest `max_to_keep`, and restores the newest
+  readable checkpoint. Orbax saves whenever asked: its own interval and preemption
+  policies are not used, so this class is the one place that times the saves."""
 
   def __init__(self, directory: str, *, every_steps: int, max_to_keep: int = 2):
     if every_steps < 1:
       raise ValueError(f'checkpoint_every_steps must be >= 1, got {every_steps}.')
     if jax.process_count() > 1:
       _barriers_without_collectives()
-    options = ocp.CheckpointManagerOptions(
-        save_interval_steps=every_steps, max_to_keep=max_to_keep, create=True)
+    self.every_steps = every_steps
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
     self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+  def due(self, step: int) -> bool:
+    """Whether `step` is one of the periodic saves."""
+    return step % self.every_steps == 0
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -90,9 +96,10 @@ class Checkpointer:
       multihost_utils.sync_global_devices('hyperproto_set_aside_checkpoints')
     self._manager.reload()
 
-  def save(self, step: int, state: Any, *, force: bool = False) -> bool:
-    """Saves when `step` is due (or `force`); asynchronous: call `wait` before exiting."""
-    return self._manager.save(step, args=ocp.args.StandardSave(state), force=force)
+  def save(self, step: int, state: Any) -> None:
+    """Saves `state` as `step`, whether or not it is `due`. Asynchronous: call `wait`
+    before exiting."""
+    self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

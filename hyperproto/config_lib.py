@@ -483,4 +483,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_batch_size = 0  # 0: batch_size.
   c.checkpoint_every_steps = 200
   c.max_checkpoints_to_keep = 2
+  # 'FIRST,LAST': a jax.profiler trace of those training steps in workdir/profile/
+  # (e.g. '10,20'); '' = off.
+  c.profile_steps = ''
   return c

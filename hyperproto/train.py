@@ -5,16 +5,18 @@ is a sum over the device's examples and the gradients are summed over the mapped
 (`psum`), so N devices x b examples make the same update as one device x N*b (the
 original sums its loss over the batch). BatchNorm synchronises its statistics over the
 same axis. `parallel.map_step` runs them under jit + shard_map (or pmap) on a 1-D mesh.
-Datasets held in memory go to the devices once; `resident_train_step` gathers and
-augments each step's batch there (`data.device_input`). Streaming datasets feed
-`train_step` with each host's share of the global batch.
+What each step is fed (a split held on the devices, or each host's streamed share of the
+batch) is `input_pipeline`'s business: the trainer has one path for both.
 
-The workdir holds config.json, metrics.jsonl, TensorBoard events, prototypes.npy (+ .json),
-checkpoints/ and, at the end, results.json and plots (curves.png, prototypes.png). Running the same command again resumes from
-the newest checkpoint; SIGINT (Ctrl-C) and SIGTERM save a checkpoint before stopping
-(`TrainingInterrupted`; main.py then exits with `interrupts.EXIT_STATUS`).
+`train_and_evaluate` reads as its set-up steps (small functions below), then the loop.
+The workdir holds config.json, metrics.jsonl, TensorBoard events, prototypes.npy
+(+ .json), checkpoints/, profile/ (with `config.profile_steps`) and, at the end,
+results.json and plots (curves.png, prototypes.png). Running the same command again
+resumes from the newest checkpoint; SIGINT (Ctrl-C) and SIGTERM save a checkpoint before
+stopping (`TrainingInterrupted`; main.py then exits with `interrupts.EXIT_STATUS`).
 """
 
+import dataclasses
 import functools
 import json
 import os
@@ -36,6 +38,7 @@ from absl import logging
 from hyperproto import checkpointing
 from hyperproto import config_lib
 from hyperproto import data as data_lib
+from hyperproto import input_pipeline
 from hyperproto import interrupts
 from hyperproto import models
 from hyperproto import objectives
@@ -48,6 +51,19 @@ from hyperproto.data import device_input
 from hyperproto.data import subsets
 
 AXIS = parallel.AXIS
+
+# `protos` (below, and in the steps): the fixed arrays the objective scores outputs
+# against, never trained, replicated on every device (`Objective.prototypes`):
+# `classes` (C x D class prototypes; HPN, the fixed-classifier methods) and/or `upper`
+# (HPN regression's prototype e_0); {} for the softmax baseline. The steps add the
+# method's own state to it (`TrainState.method_state`: DL2PA's feature memory and
+# label-to-prototype assignment), so the objective finds everything in one mapping.
+Protos = Mapping[str, jax.Array]
+
+# What `train_step` returns besides the metric sums: values of the step, replicated,
+# that a log window averages (not sums): the learning rate and the global norms of the
+# gradient, the update and the parameters after the update.
+STEP_SCALARS = ('lr', 'grad_norm', 'update_norm', 'param_norm')
 
 
 @flax.struct.dataclass
@@ -105,16 +121,21 @@ def normalize_images(images: jax.Array, mean, std) -> jax.Array:
   return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
 
 
-def train_step(state: TrainState, batch: Mapping[str, jax.Array],
-               protos: Mapping[str, jax.Array], *, model: nn.Module,
-               tx: optax.GradientTransformation, objective: objectives.Objective,
-               mean, std) -> tuple[TrainState, dict[str, jax.Array]]:
+def train_step(state: TrainState, batch: Mapping[str, jax.Array], protos: Protos, *,
+               model: nn.Module, tx: optax.GradientTransformation,
+               objective: objectives.Objective, mean, std,
+               learning_rate: Optional[optax.Schedule] = None
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One SGD step on this device's part of the global batch (see the module docstring).
 
-  Returns the new state and metric sums over the global batch (`loss`, `count`, and
-  `correct` / `abs_error` where the task has them). A batch with mixup partners
-  (`mix_image`, `mix_label`, `mix_lam`; `data.device_input.local_batch`) trains on the
-  mixed images with lambda L(y) + (1 - lambda) L(y'); its metrics score the labels y.
+  Returns the new state and the step's metrics: sums over the global batch (`loss`,
+  `count`, and `correct` / `abs_error` where the task has them) and `STEP_SCALARS`, the
+  global norms of the summed gradient, of the update and of the updated parameters
+  (computed from the arrays the update uses anyway; replicated) and, given the
+  optimiser's `learning_rate` schedule, the rate of this step. A batch with mixup
+  partners (`mix_image`, `mix_label`, `mix_lam`; `data.device_input.local_batch`)
+  trains on the mixed images with lambda L(y) + (1 - lambda) L(y'); its metrics score
+  the labels y.
   """
   images = normalize_images(batch['image'], mean, std)
   if 'mix_lam' in batch:  # Normalising is affine, so mixing after it is mixing before.
@@ -145,12 +166,16 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array],
         state.method_state, jax.lax.stop_gradient(z), batch, AXIS))
   sums = objective.metric_sums(jax.lax.stop_gradient(z), batch, protos)
   sums['loss'] = loss_sum
-  return new_state, jax.lax.psum(sums, AXIS)
+  scalars = dict(grad_norm=optax.global_norm(grads),
+                 update_norm=optax.global_norm(updates),
+                 param_norm=optax.global_norm(new_state.params))
+  if learning_rate is not None:  # optax's step count is state.step.
+    scalars['lr'] = jnp.asarray(learning_rate(state.step), jnp.float32)
+  return new_state, dict(jax.lax.psum(sums, AXIS), **scalars)
 
 
 def batch_loss_sum(objective: objectives.Objective, z: jax.Array,
-                   batch: Mapping[str, jax.Array],
-                   protos: Mapping[str, jax.Array]) -> jax.Array:
+                   batch: Mapping[str, jax.Array], protos: Protos) -> jax.Array:
   """The loss summed over this device's examples; with mixup partners (`mix_label`,
   `mix_lam`) lambda L(z, y) + (1 - lambda) L(z, y'), the references' `mixup_criterion`
   (ETF's E and DL2PA's weights come from each label set's counts over the global
@@ -163,30 +188,16 @@ def batch_loss_sum(objective: objectives.Objective, z: jax.Array,
       z, dict(batch, label=batch['mix_label']), protos, reduction='sum')
 
 
-def resident_train_step(state: TrainState, data: Mapping[str, jax.Array],
-                        protos: Mapping[str, jax.Array], *, global_batch: int,
-                        augment: str, mixup_alpha: float = 0.0,
-                        **kwargs) -> tuple[TrainState, dict[str, jax.Array]]:
-  """`train_step` on this device's part of the global batch of `state.step`, gathered
-  (augmented, and mixed where `mixup_alpha` > 0) on the device from the whole resident
-  training split `data`; see `data.device_input`: a pure function of (state.rng,
-  state.step)."""
-  batch = device_input.local_batch(data, state.rng, state.step, axis_name=AXIS,
-                                   global_batch=global_batch, augment=augment,
-                                   mixup_alpha=mixup_alpha)
-  return train_step(state, batch, protos, **kwargs)
-
-
-def eval_step(state: TrainState, batch: Mapping[str, jax.Array],
-              protos: Mapping[str, jax.Array], *, model: nn.Module,
-              objective: objectives.Objective, mean, std, per_class: bool = False,
-              open_set: bool = False) -> dict[str, jax.Array]:
+def eval_step(state: TrainState, batch: Mapping[str, jax.Array], protos: Protos, *,
+              model: nn.Module, objective: objectives.Objective, mean, std,
+              per_class: bool = False, open_set: bool = False) -> dict[str, jax.Array]:
   """Metric sums over the global batch; padded examples (mask 0) do not count.
 
   `per_class` adds `class_count` and `class_correct` (C each). `open_set` (the batch has
   `known`, 0 for held-out classes, see `data.subsets`): the metrics count the known
-  examples only, `num_unknown` counts the others, and `scores` holds the global batch's
-  per-example open-set scores (`Objective.open_set_scores`), gathered over AXIS.
+  examples only, `num_unknown` counts the others, and `open_set` holds, for every
+  example of the global batch in its order (gathered over AXIS), the open-set scores
+  (`scores`: `Objective.open_set_scores`), whether it is known and whether it is real.
   """
   protos = {**protos, **state.method_state}
   images = normalize_images(batch['image'], mean, std)
@@ -207,8 +218,9 @@ def eval_step(state: TrainState, batch: Mapping[str, jax.Array],
     sums['num_unknown'] = jnp.sum(mask_B * (1.0 - known_B))
   sums = jax.lax.psum(sums, AXIS)
   if open_set:
-    sums['scores'] = {k: _gather(v) for k, v in
-                      objective.open_set_scores(z, protos).items()}
+    sums['open_set'] = dict(
+        scores={k: _gather(v) for k, v in objective.open_set_scores(z, protos).items()},
+        known=_gather(mask_B * known_B), real=_gather(mask_B))
   return sums
 
 
@@ -222,7 +234,80 @@ def _gather(x_B: jax.Array) -> jax.Array:
       jax.lax.dynamic_update_slice(full, x_B, (jax.lax.axis_index(AXIS) * b,)), AXIS)
 
 
-# --- Set-up helpers ---------------------------------------------------------------------
+# --- Set-up: the named steps of train_and_evaluate -------------------------------------
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Clear errors for the options the trainer reads itself, before anything is loaded."""
+  if config.data.augment not in device_input.AUGMENTATIONS:
+    raise ValueError(f'Unknown data.augment={config.data.augment!r}; use one of '
+                     f'{device_input.AUGMENTATIONS}.')
+  if config.parallel not in parallel.MAPPERS:
+    raise ValueError(f'Unknown parallel={config.parallel!r}; use one of '
+                     f'{parallel.MAPPERS}.')
+  if config.data.mixup_alpha < 0:
+    raise ValueError(f'data.mixup_alpha={config.data.mixup_alpha}: lambda ~ Beta(alpha, '
+                     f'alpha) needs alpha > 0 (0: no mixup).')
+  if config.data.mixup_alpha and config.task != 'classification':
+    raise ValueError(f'data.mixup_alpha mixes class labels; task={config.task!r} has '
+                     f'regression targets. Set data.mixup_alpha=0.')
+  parse_profile_steps(config.profile_steps)
+
+
+def load_data(config: ml_collections.ConfigDict
+              ) -> tuple[input_pipeline.InputDataset, dict[str, Any], int]:
+  """The dataset with `data.subsets`' options applied; the options; and the number of
+  classes before `unknown_classes` were held out."""
+  loader_kwargs, subset_options = subsets.split_options(dict(config.data.kwargs.items()))
+  if config.data.data_dir:
+    loader_kwargs['data_dir'] = config.data.data_dir
+  dataset = data_lib.load(config.data.name, **loader_kwargs)
+  num_loaded_classes = dataset.info.num_classes
+  dataset = subsets.apply(dataset, config.data.train_split, **subset_options)
+  return dataset, subset_options, num_loaded_classes
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtraMetrics:
+  """The evaluation metrics a `data.subsets` option asks for: per-class accuracy (and
+  the many / medium / few-shot groups, from `train_counts`) and open-set scores."""
+  per_class: bool = False
+  open_set: bool = False
+  train_counts: Optional[np.ndarray] = None  # training examples of each class
+  unknown_classes: tuple[int, ...] = ()  # held out, in the loaded dataset's labels
+
+  def results(self, info: data_lib.DatasetInfo) -> dict[str, Any]:
+    """What results.json needs to interpret them."""
+    out = {}
+    if self.per_class:  # The classes and their counts.
+      out.update(class_names=list(info.class_names),
+                 train_class_counts=[int(n) for n in self.train_counts])
+    if self.open_set:
+      out['unknown_classes'] = list(self.unknown_classes)
+    return out
+
+
+def extra_metrics(config: ml_collections.ConfigDict, dataset, subset_options: dict,
+                  num_loaded_classes: int,
+                  objective: objectives.Objective) -> ExtraMetrics:
+  """Per-class metrics with any `data.subsets` option (for a task with classes),
+  open-set ones with `unknown_classes`; clear errors where they cannot be had."""
+  open_set = subset_options.get('unknown_classes') is not None
+  per_class = objective.has_classes and (open_set or any(
+      subset_options.get(k) is not None for k in ('imbalance', 'train_per_class')))
+  if open_set and not objective.has_classes:
+    raise ValueError(f'data.kwargs.unknown_classes scores known vs unknown classes; '
+                     f'task={objective.task!r} predicts none. Use task=classification '
+                     f'or joint.')
+  if open_set and 'known' not in dataset.splits.get(config.data.eval_split, {}):
+    raise ValueError(f'data.kwargs.unknown_classes needs an evaluation split other than '
+                     f'the training split; data.eval_split is {config.data.eval_split!r}.')
+  return ExtraMetrics(
+      per_class=per_class, open_set=open_set,
+      train_counts=(subsets.train_class_counts(dataset, config.data.train_split)
+                    if per_class else None),
+      unknown_classes=(tuple(subsets.parse_unknown_classes(
+          subset_options['unknown_classes'], num_loaded_classes)) if open_set else ()))
 
 
 def make_objective(config: ml_collections.ConfigDict,
@@ -288,6 +373,90 @@ def prepare_prototypes(config: ml_collections.ConfigDict,
                 metrics=protos_lib.separation_metrics(saved) if len(saved) > 1 else {})
     protos_lib.save(path, saved, meta)
   return protos
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """How long the run is and when it evaluates, in steps."""
+  num_steps: int
+  steps_per_epoch: int
+  eval_every: int  # 0: only at the end
+  eval_batch_size: int
+
+
+def plan_run(config: ml_collections.ConfigDict, dataset: input_pipeline.InputDataset,
+             mesh: jax.sharding.Mesh) -> Plan:
+  """The run's length and evaluation interval; clear errors for batches that the
+  devices do not divide."""
+  per_device = parallel.check_batch_size(config.batch_size, mesh)
+  eval_batch_size = config.eval_batch_size or config.batch_size
+  parallel.check_batch_size(eval_batch_size, mesh, 'eval_batch_size')
+  steps_per_epoch = dataset.steps_per_epoch(config.data.train_split, config.batch_size)
+  num_steps = optim.total_steps(config, steps_per_epoch)
+  logging.info('%d devices (%s), global batch %d (%d per device), %d steps '
+               '(%.1f epochs of %d steps).', mesh.size, mesh.devices.flat[0].platform,
+               config.batch_size, per_device, num_steps, num_steps / steps_per_epoch,
+               steps_per_epoch)
+  eval_every = config.eval_every_steps or int(round(config.eval_every_epochs
+                                                    * steps_per_epoch))
+  return Plan(num_steps=num_steps, steps_per_epoch=steps_per_epoch,
+              eval_every=eval_every, eval_batch_size=eval_batch_size)
+
+
+def init_train_state(config: ml_collections.ConfigDict, model: nn.Module,
+                     tx: optax.GradientTransformation, objective: objectives.Objective,
+                     protos: Mapping[str, np.ndarray], info: data_lib.DatasetInfo,
+                     mesh: jax.sharding.Mesh) -> TrainState:
+  """The state a new run starts from, replicated over the mesh: initial parameters (the
+  backbone from `config.model.init_npz` where given) and the method's own state (which
+  the restore of a checkpoint needs the structure of)."""
+  state = create_train_state(jax.random.PRNGKey(config.seed), model, tx, info.image_shape,
+                             mesh)
+  if config.model.init_npz:  # Pretrained ViT weights (a local .npz); the head stays new.
+    params = models.load_vit_npz(config.model.init_npz, jax.device_get(state.params))
+    state = state.replace(params=parallel.replicate(params, mesh))
+    logging.info('Initialised the backbone from %s.', config.model.init_npz)
+  if objective.has_method_state:
+    state = state.replace(method_state=parallel.replicate(
+        objective.init_method_state(protos, config.seed), mesh))
+  return state
+
+
+def open_writer(config: ml_collections.ConfigDict, workdir: str, start_step: int,
+                num_steps: int, protos: Mapping[str, np.ndarray]) -> writers.MetricWriter:
+  """The metric writer (process 0 writes). A new run first writes config.json and the
+  class prototypes' separation metrics (`protos/...`, step 0); a resumed one warns
+  about fields that differ from the config it started with."""
+  is_main = jax.process_index() == 0
+  config_path = os.path.join(workdir, 'config.json')
+  writer = writers.MetricWriter(workdir, enabled=is_main)
+  if start_step > 0:
+    logging.info('Resuming from step %d of %d.', start_step, num_steps)
+    if os.path.exists(config_path) and (diff := _config_diff(config_path, config)):
+      logging.warning('The config differs from the one this workdir started with, in: '
+                      '%s.', ', '.join(diff))
+  elif is_main:
+    writers.write_json(config_path, json.loads(config.to_json()))
+    if 'classes' in protos:
+      metrics = protos_lib.separation_metrics(protos['classes'])
+      writer.write(0, {f'protos/{k}': v for k, v in metrics.items()
+                       if isinstance(v, float)})
+  return writer
+
+
+def make_evaluate(config: ml_collections.ConfigDict, dataset, model: nn.Module,
+                  objective: objectives.Objective, info: data_lib.DatasetInfo,
+                  extra: ExtraMetrics, protos_dev: Protos, mesh: jax.sharding.Mesh,
+                  batch_size: int):
+  """`evaluate(state) -> metrics` over `config.data.eval_split`."""
+  eval_fn = parallel.map_step(
+      functools.partial(eval_step, model=model, objective=objective, mean=info.mean,
+                        std=info.std, per_class=extra.per_class,
+                        open_set=extra.open_set), mesh, kind=config.parallel)
+  return functools.partial(evaluate, eval_fn, protos=protos_dev, dataset=dataset,
+                           split=config.data.eval_split, batch_size=batch_size,
+                           mesh=mesh, kind=config.parallel,
+                           train_counts=extra.train_counts)
 
 
 def _preemption_sync_available() -> bool:
@@ -374,7 +543,58 @@ def write_plots(workdir: str, protos: Mapping[str, np.ndarray]) -> None:
       pass  # plot_curves has said how to get plots.
 
 
-# --- The loop -------------------------------------------------------------------------
+def parse_profile_steps(spec: str) -> Optional[tuple[int, int]]:
+  """`config.profile_steps` 'FIRST,LAST' -> (FIRST, LAST); '' -> None (no profile)."""
+  if not spec:
+    return None
+  try:
+    first, last = (int(x) for x in spec.split(','))
+  except ValueError:
+    first = last = 0
+  if not 1 <= first <= last:
+    raise ValueError(f"config.profile_steps={spec!r}: give the first and the last step "
+                     f"to trace, 'FIRST,LAST' with 1 <= FIRST <= LAST (e.g. '10,20'), or "
+                     f"'' for no profile.")
+  return first, last
+
+
+class _Profiler:
+  """A `jax.profiler` trace of the training steps FIRST..LAST (`config.profile_steps`,
+  both included) in workdir/profile/ (TensorBoard's profile plugin or Perfetto read
+  it), on process 0. Steps before FIRST are left out, so compilation is too; a run that
+  resumes inside the window traces the rest of it."""
+
+  def __init__(self, spec: str, workdir: str):
+    self._window = parse_profile_steps(spec) if jax.process_index() == 0 else None
+    self._dir = os.path.join(workdir, 'profile')
+    self._first = None  # the first step traced, while tracing
+
+  def before(self, step: int) -> None:
+    if (self._window and self._first is None
+        and self._window[0] <= step <= self._window[1]):
+      jax.profiler.start_trace(self._dir)
+      self._first = step
+
+  def after(self, step: int, outputs: Any) -> None:
+    if self._first is not None and step >= self._window[1]:
+      self._stop(step, outputs)
+
+  def _stop(self, step: Optional[int], outputs: Any = None) -> None:
+    jax.block_until_ready(outputs)  # The trace holds the last step's computation.
+    jax.profiler.stop_trace()
+    logging.info('Wrote a profile of steps %d-%s to %s.', self._first, step or '',
+                 self._dir)
+    self._first = None
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    if self._first is not None:  # Stopped before LAST (the end, a signal, an error).
+      self._stop(None)
+
+
+# --- The loop ---------------------------------------------------------------------------
 
 
 def refresh_method_state(state: TrainState, objective: objectives.Objective,
@@ -397,22 +617,13 @@ def evaluate(eval_fn, state, protos, dataset, split: str, batch_size: int, mesh,
   training split's `train_counts`, the many / medium / few-shot accuracies; with
   `open_set=True`, AUROC and FPR@95TPR of each open-set score (known vs unknown).
   """
-  totals, scores = None, []
-  streaming = not isinstance(dataset, data_lib.Dataset)
-  if streaming:  # Each host decodes its own share of every batch.
-    batches = dataset.eval_batches(split, batch_size, jax.process_index(),
-                                   jax.process_count())
-  else:
-    batches = dataset.eval_batches(split, batch_size)
-  for batch in batches:
-    if 'known' in batch:  # Host copies; the scores come back in global batch order.
-      scores.append(((batch['mask'] > 0) & (batch['known'] > 0), batch['mask'] > 0))
-    batch = parallel.batch_to_devices(batch, mesh, kind, process_local=streaming)
+  totals, open_set = None, []
+  for batch in input_pipeline.eval_batches(dataset, split, batch_size, mesh, kind):
     sums = eval_fn(state, batch, protos)
-    if 'scores' in sums:
-      scores[-1] += (sums.pop('scores'),)
+    if 'open_set' in sums:  # Per example: kept apart, fetched with the totals.
+      open_set.append(sums.pop('open_set'))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-  totals, scores = jax.device_get((totals, scores))  # The one transfer of the split.
+  totals, open_set = jax.device_get((totals, open_set))  # The one transfer of the split.
   metrics = dict(objectives.summarize(totals), num_examples=int(totals['count']))
   if 'class_count' in totals:
     with np.errstate(invalid='ignore'):  # NaN: a class without examples in the split.
@@ -421,11 +632,13 @@ def evaluate(eval_fn, state, protos, dataset, split: str, batch_size: int, mesh,
     metrics['class_accuracy'] = [None if np.isnan(a) else float(a) for a in class_acc]
     if train_counts is not None:
       metrics.update(subsets.group_accuracies(class_acc, np.asarray(train_counts)))
-  if scores:
+  if open_set:
     metrics['num_unknown'] = int(totals['num_unknown'])
-    known = np.concatenate([k[m] for k, m, _ in scores])
-    per_score = {name: np.concatenate([s[name][m] for _, m, s in scores])
-                 for name in scores[0][2]}
+    real = [b['real'] > 0 for b in open_set]
+    known = np.concatenate([b['known'][r] > 0 for b, r in zip(open_set, real)])
+    per_score = {name: np.concatenate([b['scores'][name][r]
+                                       for b, r in zip(open_set, real)])
+                 for name in open_set[0]['scores']}
     metrics.update(subsets.open_set_metrics(per_score, known))
   return metrics
 
@@ -435,28 +648,57 @@ def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _checked(pending: list, last_ckpt: Optional[int]) -> list[dict]:
-  """Fetches the metric sums of the pending steps; stops on a non-finite loss."""
-  sums = jax.device_get([s for _, s in pending])
-  for (step, _), s in zip(pending, sums):
-    if not np.isfinite(s['loss']):
+  """Fetches the metrics of the pending steps; stops on a non-finite loss."""
+  metrics = jax.device_get([m for _, m in pending])
+  for (step, _), m in zip(pending, metrics):
+    if not np.isfinite(m['loss']):
       raise FloatingPointError(
-          f'The training loss became {s["loss"]} at step {step}. '
+          f'The training loss became {m["loss"]} at step {step}. '
           + (f'The last good checkpoint (step {last_ckpt}) is kept; ' if last_ckpt
              else 'No checkpoint was saved yet; ')
           + 'lower the learning rate (config.lr) or check the input data.')
-  return sums
-
-
-def _flush(pending: list, writer: writers.MetricWriter, last_ckpt: Optional[int]) -> dict:
-  """Writes the average training metrics of the pending steps, and forgets them."""
-  if not pending:
-    return {}
-  sums = _checked(pending, last_ckpt)
-  total = {k: sum(float(s[k]) for s in sums) for k in sums[0]}
-  metrics = {f'train/{k}': v for k, v in objectives.summarize(total).items()}
-  writer.write(pending[-1][0], metrics)
-  pending.clear()
   return metrics
+
+
+def _window_metrics(pending: list, last_ckpt: Optional[int]) -> dict[str, float]:
+  """The training metrics of the log window's (pending) steps, which it then forgets:
+  the metric sums over its steps as means per example (`loss`, `accuracy`, `mae`) and
+  the mean over its steps of each of `STEP_SCALARS`."""
+  steps = _checked(pending, last_ckpt)
+  pending.clear()
+  sums = {k: sum(float(m[k]) for m in steps) for k in steps[0] if k not in STEP_SCALARS}
+  means = {k: sum(float(m[k]) for m in steps) / len(steps)
+           for k in STEP_SCALARS if k in steps[0]}
+  return {f'train/{k}': v for k, v in {**objectives.summarize(sums), **means}.items()}
+
+
+def _log_train(step: int, num_steps: int, pending: list, timer: writers.StepTimer,
+               writer: writers.MetricWriter, last_ckpt: Optional[int]) -> None:
+  """Writes and logs the log window's training metrics and its step and example rates
+  (`train/steps_per_s`, `train/examples_per_s`: wall time, evaluations left out)."""
+  metrics = _window_metrics(pending, last_ckpt)
+  rates = {f'train/{k}': v for k, v in timer.rates(step).items()}
+  writer.write(step, {**metrics, **rates})
+  logging.info('step %d/%d | %s | %s', step, num_steps, _fmt(metrics),
+               timer.progress(step, rates.get('train/steps_per_s')))
+
+
+def _first_step_done(step: int, metrics: dict, started: float, timer: writers.StepTimer,
+                     writer: writers.MetricWriter) -> None:
+  """Waits for the first step (compiled), writes its seconds (`train/first_step_s`)
+  and starts timing the steps after it."""
+  jax.block_until_ready(metrics)
+  seconds = time.perf_counter() - started
+  logging.info('First step (with compilation) took %.1f s.', seconds)
+  writer.write(step, {'train/first_step_s': seconds})
+  timer.restart(step)
+
+
+def _log_eval(step: int, num_steps: int, metrics: Mapping[str, Any], split: str,
+              writer: writers.MetricWriter) -> None:
+  evals = {f'{split}/{k}': v for k, v in _scalars(metrics).items()}
+  writer.write(step, evals)
+  logging.info('step %d/%d | %s', step, num_steps, _fmt(evals))
 
 
 def _fmt(metrics: Mapping[str, float]) -> str:
@@ -466,177 +708,78 @@ def _fmt(metrics: Mapping[str, float]) -> str:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains (or resumes) and evaluates; returns the final evaluation metrics."""
   workdir = prepare_workdir(workdir)
-  is_main = jax.process_index() == 0
-  if config.data.augment not in device_input.AUGMENTATIONS:
-    raise ValueError(f'Unknown data.augment={config.data.augment!r}; use one of '
-                     f'{device_input.AUGMENTATIONS}.')
-  if config.parallel not in parallel.MAPPERS:
-    raise ValueError(f'Unknown parallel={config.parallel!r}; use one of '
-                     f'{parallel.MAPPERS}.')
-  if config.data.mixup_alpha < 0:
-    raise ValueError(f'data.mixup_alpha={config.data.mixup_alpha}: lambda ~ Beta(alpha, '
-                     f'alpha) needs alpha > 0 (0: no mixup).')
-  if config.data.mixup_alpha and config.task != 'classification':
-    raise ValueError(f'data.mixup_alpha mixes class labels; task={config.task!r} has '
-                     f'regression targets. Set data.mixup_alpha=0.')
-  loader_kwargs, subset_options = subsets.split_options(dict(config.data.kwargs.items()))
-  if config.data.data_dir:
-    loader_kwargs['data_dir'] = config.data.data_dir
-  dataset = data_lib.load(config.data.name, **loader_kwargs)
-  loaded_info = dataset.info
-  dataset = subsets.apply(dataset, config.data.train_split, **subset_options)
+  check_config(config)
+  dataset, subset_options, num_loaded_classes = load_data(config)
   info = dataset.info
   objective = make_objective(config, info)
-  # Per-class and open-set metrics where a data.subsets option asks for them.
-  open_set = subset_options.get('unknown_classes') is not None
-  per_class = objective.has_classes and (open_set or any(
-      subset_options.get(k) is not None for k in ('imbalance', 'train_per_class')))
-  if open_set and not objective.has_classes:
-    raise ValueError(f'data.kwargs.unknown_classes scores known vs unknown classes; '
-                     f'task={objective.task!r} predicts none. Use task=classification '
-                     f'or joint.')
-  if open_set and 'known' not in dataset.splits.get(config.data.eval_split, {}):
-    raise ValueError(f'data.kwargs.unknown_classes needs an evaluation split other than '
-                     f'the training split; data.eval_split is {config.data.eval_split!r}.')
+  extra = extra_metrics(config, dataset, subset_options, num_loaded_classes, objective)
   protos = prepare_prototypes(config, objective, workdir, info.class_names)
-
   mesh = parallel.make_mesh(config.num_devices)
-  per_device = parallel.check_batch_size(config.batch_size, mesh)
-  eval_batch_size = config.eval_batch_size or config.batch_size
-  parallel.check_batch_size(eval_batch_size, mesh, 'eval_batch_size')
-  train_split, eval_split = config.data.train_split, config.data.eval_split
-  steps_per_epoch = dataset.steps_per_epoch(train_split, config.batch_size)
-  num_steps = optim.total_steps(config, steps_per_epoch)
-  logging.info('%d devices (%s), global batch %d (%d per device), %d steps '
-               '(%.1f epochs of %d steps).', mesh.size, mesh.devices.flat[0].platform,
-               config.batch_size, per_device, num_steps, num_steps / steps_per_epoch,
-               steps_per_epoch)
+  inputs = input_pipeline.train_input(dataset, config, mesh)
+  plan = plan_run(config, dataset, mesh)
 
   model = models.build(config.model.name, output_dim=objective.output_dim,
                        dtype=config.model.dtype, axis_name=AXIS, **config.model.kwargs)
-  tx = optim.optimizer(config, num_steps, steps_per_epoch)
-  state = create_train_state(jax.random.PRNGKey(config.seed), model, tx, info.image_shape,
-                             mesh)
-  if config.model.init_npz:  # Pretrained ViT weights (a local .npz); the head stays new.
-    params = models.load_vit_npz(config.model.init_npz, jax.device_get(state.params))
-    state = state.replace(params=parallel.replicate(params, mesh))
-    logging.info('Initialised the backbone from %s.', config.model.init_npz)
-  if objective.has_method_state:  # Before the restore, which needs its structure.
-    state = state.replace(method_state=parallel.replicate(
-        objective.init_method_state(protos, config.seed), mesh))
-  protos_dev = parallel.replicate({k: np.asarray(v) for k, v in protos.items()}, mesh)
-
+  lr = optim.learning_rate(config, plan.num_steps, plan.steps_per_epoch)
+  tx = optim.optimizer(config, plan.num_steps, plan.steps_per_epoch)
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                     every_steps=config.checkpoint_every_steps,
                                     max_to_keep=config.max_checkpoints_to_keep)
-  state = ckpt.restore(state)
+  state = ckpt.restore(init_train_state(config, model, tx, objective, protos, info, mesh))
   start_step = int(jax.device_get(state.step))
-  config_path = os.path.join(workdir, 'config.json')
-  writer = writers.MetricWriter(workdir, enabled=is_main)
-  if start_step > 0:
-    logging.info('Resuming from step %d of %d.', start_step, num_steps)
-    if os.path.exists(config_path) and (diff := _config_diff(config_path, config)):
-      logging.warning('The config differs from the one this workdir started with, in: '
-                      '%s.', ', '.join(diff))
-  elif is_main:
-    writers.write_json(config_path, json.loads(config.to_json()))
-    if 'classes' in protos:
-      metrics = protos_lib.separation_metrics(protos['classes'])
-      writer.write(0, {f'protos/{k}': v for k, v in metrics.items()
-                       if isinstance(v, float)})
+  writer = open_writer(config, workdir, start_step, plan.num_steps, protos)
 
-  norm = dict(mean=info.mean, std=info.std)
-  step_kwargs = dict(model=model, tx=tx, objective=objective, **norm)
-  if isinstance(dataset, data_lib.Dataset):
-    # The whole training split goes to every device once, as uint8; each step gathers
-    # and augments its own examples (data.device_input).
-    train_data = parallel.replicate(
-        {k: v for k, v in dataset.splits[train_split].items()
-         if k in ('image', 'label', 'target')}, mesh)
-    train_fn = parallel.map_step(
-        functools.partial(resident_train_step, global_batch=config.batch_size,
-                          augment=config.data.augment,
-                          mixup_alpha=float(config.data.mixup_alpha), **step_kwargs),
-        mesh, kind=config.parallel, batch_argnums=(), donate_argnums=(0,))
-    next_input = lambda: train_data
-  else:
-    # Streaming (large images): each host decodes and augments its share of every
-    # batch; batch `step` is a pure function of (seed, step), so resuming needs no state.
-    if config.data.augment != 'none' or config.data.mixup_alpha:
-      raise ValueError(f'data.augment={config.data.augment!r} and data.mixup_alpha are '
-                       f'for datasets held on the device; {info.name} augments while '
-                       f'decoding: set data.augment=none and data.mixup_alpha=0.')
-    batches = dataset.train_batches(train_split, start_step, config.batch_size,
-                                    config.seed, jax.process_index(), jax.process_count(),
-                                    num_steps=num_steps - start_step)
-    train_fn = parallel.map_step(functools.partial(train_step, **step_kwargs), mesh,
-                                 kind=config.parallel, donate_argnums=(0,))
-    next_input = lambda: parallel.batch_to_devices(next(batches), mesh, config.parallel,
-                                                   process_local=True)
-  eval_fn = parallel.map_step(
-      functools.partial(eval_step, model=model, objective=objective, per_class=per_class,
-                        open_set=open_set, **norm), mesh,
-      kind=config.parallel)
-  train_counts = (subsets.train_class_counts(dataset, train_split) if per_class
-                  else None)
-  run_eval = functools.partial(evaluate, eval_fn, protos=protos_dev, dataset=dataset,
-                               split=eval_split, batch_size=eval_batch_size, mesh=mesh,
-                               kind=config.parallel, train_counts=train_counts)
-
-  eval_every = config.eval_every_steps or int(round(config.eval_every_epochs
-                                                    * steps_per_epoch))
-  refresh_every = objective.method_state_every(steps_per_epoch)
-  progress = writers.Progress(num_steps, config.batch_size)
+  protos_dev = parallel.replicate({k: np.asarray(v) for k, v in protos.items()}, mesh)
+  train_fn = inputs.step_fn(
+      functools.partial(train_step, model=model, tx=tx, objective=objective,
+                        mean=info.mean, std=info.std, learning_rate=lr),
+      start_step, plan.num_steps)
+  run_eval = make_evaluate(config, dataset, model, objective, info, extra, protos_dev,
+                           mesh, plan.eval_batch_size)
+  eval_split = config.data.eval_split
+  refresh_every = objective.method_state_every(plan.steps_per_epoch)
+  timer = writers.StepTimer(plan.num_steps, config.batch_size)
   pending, last_ckpt = [], ckpt.latest_step()
   t_start = time.perf_counter()
   try:
-    with _StopOnSignal() as stop:
-      for step in range(start_step + 1, num_steps + 1):
-        state, sums = train_fn(state, next_input(), protos_dev)
-        pending.append((step, sums))
+    with _StopOnSignal() as stop, _Profiler(config.profile_steps, workdir) as profiler:
+      for step in range(start_step + 1, plan.num_steps + 1):
+        profiler.before(step)
+        with jax.profiler.StepTraceAnnotation('train', step_num=step):
+          state, metrics = train_fn(state, protos_dev)
+        pending.append((step, metrics))
+        profiler.after(step, state)
         if step == start_step + 1:
-          jax.block_until_ready(sums)
-          logging.info('First step (with compilation) took %.1f s.',
-                       time.perf_counter() - t_start)
-          progress.start(step)
-        last = step == num_steps
+          _first_step_done(step, metrics, t_start, timer, writer)
+        last = step == plan.num_steps
         if step % config.log_every_steps == 0 or last:
-          metrics = _flush(pending, writer, last_ckpt)
-          logging.info('step %d/%d | %s | %s', step, num_steps, _fmt(metrics),
-                       progress.report(step) or '')
-        if eval_every and step % eval_every == 0 and not last:
-          metrics = {f'{eval_split}/{k}': v
-                     for k, v in _scalars(run_eval(state=state)).items()}
-          writer.write(step, metrics)
-          logging.info('step %d/%d | %s', step, num_steps, _fmt(metrics))
+          _log_train(step, plan.num_steps, pending, timer, writer, last_ckpt)
+        if plan.eval_every and step % plan.eval_every == 0 and not last:
+          _log_eval(step, plan.num_steps, run_eval(state=state), eval_split, writer)
+          timer.restart(step)  # Evaluations are not training time.
         if refresh_every and step % refresh_every == 0 and not last:
           state = refresh_method_state(state, objective, protos, mesh)
         stopping = stop.stop_now()
-        if last or stopping or step % config.checkpoint_every_steps == 0:
+        if last or stopping or ckpt.due(step):
           _checked(pending, last_ckpt)  # Never checkpoint a non-finite state.
-          if ckpt.save(step, state, force=last or stopping):
-            last_ckpt = step
+          ckpt.save(step, state)
+          last_ckpt = step
         if stopping and not last:
           ckpt.wait()
           raise TrainingInterrupted(step)
     ckpt.wait()
 
     final = {f'{eval_split}/{k}': v for k, v in run_eval(state=state).items()}
-    writer.write(num_steps, _scalars(final))
-    results = dict(final, step=num_steps, train_seconds=time.perf_counter() - t_start,
-                   task=objective.task, method=objective.method, dataset=info.name)
-    if per_class:  # What the per-class numbers need: the classes and their counts.
-      results.update(class_names=list(info.class_names),
-                     train_class_counts=[int(n) for n in train_counts])
-    if open_set:  # Indices in the loaded dataset's label space.
-      results['unknown_classes'] = list(subsets.parse_unknown_classes(
-          subset_options['unknown_classes'], loaded_info.num_classes))
+    writer.write(plan.num_steps, _scalars(final))
+    results = dict(final, step=plan.num_steps,
+                   train_seconds=time.perf_counter() - t_start, task=objective.task,
+                   method=objective.method, dataset=info.name, **extra.results(info))
     if info.target_unit:
       results['target_unit'] = info.target_unit
-    if is_main:
+    if jax.process_index() == 0:
       writers.write_json(os.path.join(workdir, 'results.json'), results)
       write_plots(workdir, protos)
-    logging.info('Final %s metrics at step %d: %s', eval_split, num_steps,
+    logging.info('Final %s metrics at step %d: %s', eval_split, plan.num_steps,
                  _fmt(_scalars(final)))
     return results
   finally:

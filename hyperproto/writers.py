@@ -38,9 +38,13 @@ class MetricWriter:
       self._tb.close()
 
 
-class Progress:
-  """Step rate and ETA between calls of `report` (the first interval starts after the
-  first step, so compilation is timed apart)."""
+class StepTimer:
+  """Steps/s and examples/s of the training steps between two calls of `rates`.
+
+  The clock starts after the first step (`restart`), so compilation is timed apart, and
+  restarts after each evaluation, so that evaluations do not count as training time.
+  Call `rates` after the steps' results are fetched (the dispatch is asynchronous).
+  """
 
   def __init__(self, total_steps: int, batch_size: int):
     self._total = total_steps
@@ -48,18 +52,28 @@ class Progress:
     self._t = None
     self._step = None
 
-  def start(self, step: int) -> None:
+  def restart(self, step: int) -> None:
+    """Starts timing the steps after `step`."""
     self._t, self._step = time.perf_counter(), step
 
-  def report(self, step: int) -> Optional[str]:
+  def rates(self, step: int) -> dict[str, float]:
+    """`steps_per_s` and `examples_per_s` of the steps since the last call; {} when none
+    was timed (the first step only)."""
     now = time.perf_counter()
     if self._t is None or step <= self._step:
-      return None
+      return {}
     rate = (step - self._step) / max(now - self._t, 1e-9)
     self._t, self._step = now, step
-    eta = datetime.timedelta(seconds=round((self._total - step) / rate))
-    return (f'{rate:.1f} steps/s, {rate * self._batch:.0f} examples/s, '
-            f'{100.0 * step / self._total:.0f}%, ETA {eta}')
+    return {'steps_per_s': rate, 'examples_per_s': rate * self._batch}
+
+  def progress(self, step: int, steps_per_s: Optional[float]) -> str:
+    """'4.2 steps/s, 268 examples/s, 30%, ETA 0:01:50' (without a rate: the %)."""
+    done = f'{100.0 * step / self._total:.0f}%'
+    if not steps_per_s:
+      return done
+    eta = datetime.timedelta(seconds=round((self._total - step) / steps_per_s))
+    return (f'{steps_per_s:.1f} steps/s, {steps_per_s * self._batch:.0f} examples/s, '
+            f'{done}, ETA {eta}')
 
 
 def write_json(path: str, obj) -> None:
@@ -70,10 +84,17 @@ def write_json(path: str, obj) -> None:
   os.replace(tmp, path)
 
 
+# Training scalars that curves.png draws in a second row (optimisation), or leaves to
+# TensorBoard (speed, and counts).
+OPTIMISATION_PANELS = ('lr', 'grad_norm', 'param_norm', 'update_norm')
+NOT_PLOTTED = ('count', 'num_examples', 'steps_per_s', 'examples_per_s', 'first_step_s')
+
+
 def plot_curves(workdir: str, path: Optional[str] = None) -> Optional[str]:
-  """Training curves from `workdir/metrics.jsonl` as a PNG (one panel per metric name
-  after the '/', train and evaluation splits together); None when matplotlib (extra
-  `plot`) is not installed."""
+  """Training curves from `workdir/metrics.jsonl` as a PNG: one panel per metric name
+  after the '/', train and evaluation splits together, and the optimisation scalars
+  (`OPTIMISATION_PANELS`) in a second row; None when matplotlib (extra `plot`) is not
+  installed."""
   try:
     import matplotlib  # pylint: disable=g-import-not-at-top
     matplotlib.use('Agg')
@@ -88,18 +109,26 @@ def plot_curves(workdir: str, path: Optional[str] = None) -> Optional[str]:
       for name, value in record.items():
         if '/' in name and not name.startswith('protos/'):
           series.setdefault(name, []).append((record['step'], value))
-  panels = sorted({name.split('/', 1)[1] for name in series} - {'count', 'num_examples'})
-  if not panels:
+  panels = sorted({name.split('/', 1)[1] for name in series} - set(NOT_PLOTTED))
+  rows = [[p for p in panels if p not in OPTIMISATION_PANELS],
+          [p for p in panels if p in OPTIMISATION_PANELS]]
+  rows = [row for row in rows if row]
+  if not rows:
     return None
-  fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
-  for ax, panel in zip(axes[0], panels):
-    for name in sorted(n for n in series if n.split('/', 1)[1] == panel):
-      steps, values = zip(*sorted(series[name]))
-      ax.plot(steps, values, marker='.' if len(steps) < 30 else None,
-              label=name.split('/', 1)[0])
-    ax.set_title(panel)
-    ax.set_xlabel('step')
-    ax.legend()
+  cols = max(len(row) for row in rows)
+  fig, axes = plt.subplots(len(rows), cols, figsize=(4 * cols, 3.2 * len(rows)),
+                           squeeze=False)
+  for row, row_axes in zip(rows, axes):
+    for ax in row_axes[len(row):]:
+      ax.axis('off')
+    for ax, panel in zip(row_axes, row):
+      for name in sorted(n for n in series if n.split('/', 1)[1] == panel):
+        steps, values = zip(*sorted(series[name]))
+        ax.plot(steps, values, marker='.' if len(steps) < 30 else None,
+                label=name.split('/', 1)[0])
+      ax.set_title(panel)
+      ax.set_xlabel('step')
+      ax.legend()
   fig.tight_layout()
   path = path or os.path.join(workdir, 'curves.png')
   fig.savefig(path, dpi=100)

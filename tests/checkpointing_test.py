@@ -55,6 +55,17 @@ class CheckpointerTest(absltest.TestCase):
     self.assertEqual(os.listdir(self.dir), ['1'])
     self.assertLen(os.listdir(self.dir + '_unreadable'), 1)
 
+  def test_due_every_n_steps_and_saves_whenever_asked(self):
+    ckpt = checkpointing.Checkpointer(self.dir, every_steps=3)
+    self.addCleanup(ckpt.close)
+    self.assertEqual([s for s in range(1, 10) if ckpt.due(s)], [3, 6, 9])
+    for step in (1, 3, 4):  # 1 and 4 are not due: saved all the same (the loop's end,
+      ckpt.save(step, state(step))  # a signal).
+    ckpt.wait()
+    self.assertEqual(sorted(os.listdir(self.dir)), ['3', '4'])  # max_to_keep=2
+    with self.assertRaisesRegex(ValueError, 'checkpoint_every_steps must be >= 1'):
+      checkpointing.Checkpointer(self.dir, every_steps=0)
+
   def test_no_checkpoint_returns_the_given_state(self):
     self.assertEqual(int(self.restore()['step']), 0)
 

@@ -58,6 +58,20 @@ class DigitsTest(absltest.TestCase):
     labels = np.concatenate([b['label'][b['mask'] > 0] for b in batches])
     np.testing.assert_array_equal(labels, self.ds.splits['test']['label'])
 
+  def test_eval_batches_per_process_are_shares_of_the_global_batches(self):
+    # 359 = 5 x 64 + 39: with 4 processes the last global batch leaves process 3 only
+    # padding. Each process gets 6 batches of 16; side by side they are the global ones.
+    whole = list(self.ds.eval_batches('test', 64))
+    shares = [list(self.ds.eval_batches('test', 64, p, 4)) for p in range(4)]
+    self.assertEqual([len(s) for s in shares], [6] * 4)
+    self.assertEqual(shares[3][-1]['mask'].sum(), 0)
+    for b, global_batch in enumerate(whole):
+      for key, value in global_batch.items():
+        np.testing.assert_array_equal(
+            np.concatenate([shares[p][b][key] for p in range(4)]), value, key)
+    with self.assertRaisesRegex(ValueError, 'not a multiple of the 3 processes'):
+      next(self.ds.eval_batches('test', 64, 0, 3))
+
   def test_clear_errors(self):
     with self.assertRaisesRegex(ValueError, "Unknown dataset 'mnist2'"):
       data.load('mnist2')

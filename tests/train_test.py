@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import tempfile
 from unittest import mock
 
@@ -53,6 +54,26 @@ def sigterm_in_train_call(n):
     return wrapped
 
   return patched
+
+
+def tensorboard_scalars(workdir):
+  """{(step, tag): value} of the TensorBoard event files in `workdir` (TFRecord framing:
+  length, its CRC, the Event proto, its CRC)."""
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  scalars = {}
+  for name in os.listdir(workdir):
+    if not name.startswith('events.out.tfevents'):
+      continue
+    with open(os.path.join(workdir, name), 'rb') as f:
+      data_ = f.read()
+    pos = 0
+    while pos < len(data_):
+      (length,) = struct.unpack('<Q', data_[pos:pos + 8])
+      event = event_pb2.Event.FromString(data_[pos + 12:pos + 12 + length])
+      pos += 12 + length + 4
+      for value in event.summary.value:
+        scalars[(event.step, value.tag)] = value.simple_value
+  return scalars
 
 
 def log_softmax(x):
@@ -154,6 +175,7 @@ class TrainTest(parameterized.TestCase):
     self.assertEqual(files, documented - {'prototypes.png'})
     self.assertTrue(any(f.startswith('events.out.tfevents') for f in os.listdir(workdir)))
     self.assertTrue(os.path.isdir(os.path.join(workdir, 'checkpoints')))
+    self.assertFalse(os.path.exists(os.path.join(workdir, 'profile')))  # not asked for
     self.assertEqual(results['step'], 6)
     self.assertEqual(results['test/num_examples'], 359)  # every test example, once
     self.assertBetween(results['test/accuracy'], 0.0, 1.0)
@@ -167,6 +189,54 @@ class TrainTest(parameterized.TestCase):
     # The run's data key is the one Dataset.train_batch reproduces on the host.
     np.testing.assert_array_equal(export.load_checkpoint(workdir)[1]['rng'],
                                   device_input.run_rng(0))
+
+  @pytest.mark.device
+  def test_step_scalars_checkpoint_steps_and_a_profile(self):
+    # Plain SGD (no momentum, no weight decay) makes the update -lr x the gradient, so
+    # update_norm = lr x grad_norm; the cosine schedule over 3 steps gives lr (1 + cos(pi
+    # t / 3)) / 2 at step t + 1; param_norm is the norm of the step's saved parameters.
+    workdir = self.workdir()
+    config = helpers.tiny_config(num_devices=1, num_steps=3, log_every_steps=1,
+                                 checkpoint_every_steps=2, max_checkpoints_to_keep=5,
+                                 momentum=0.0, weight_decay=0.0, lr=0.01,
+                                 profile_steps='2,3')
+    train.train_and_evaluate(config, workdir)
+    lines = read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
+    rows = {l['step']: l for l in lines if 'train/loss' in l}
+    self.assertEqual(sorted(rows), [1, 2, 3])
+    lr, grad, update, param = (
+        np.array([rows[s][f'train/{name}'] for s in (1, 2, 3)])
+        for name in ('lr', 'grad_norm', 'update_norm', 'param_norm'))
+    np.testing.assert_allclose(lr, [0.01, 0.0075, 0.0025], rtol=1e-5)
+    self.assertTrue(np.all(grad > 0))
+    np.testing.assert_allclose(update, lr * grad, rtol=1e-5)
+    self.assertTrue(np.all(np.abs(np.diff(param)) <= update[1:] * (1 + 1e-5)))
+    np.testing.assert_allclose(param[2], np.sqrt(sum(
+        np.sum(np.square(p, dtype=np.float64))
+        for p in jax.tree.leaves(helpers.final_params(workdir)))), rtol=1e-5)
+    # Checkpoints at the due step (2) and the last (3), not at 1.
+    self.assertEqual(sorted(os.listdir(os.path.join(workdir, 'checkpoints'))), ['2', '3'])
+    # Rates from the second step on (the first, compiled, step is timed apart).
+    first = [l['train/first_step_s'] for l in lines if 'train/first_step_s' in l]
+    self.assertLen(first, 1)
+    self.assertGreater(first[0], 0)
+    self.assertNotIn('train/steps_per_s', rows[1])
+    for s in (2, 3):
+      self.assertGreater(rows[s]['train/steps_per_s'], 0)
+      np.testing.assert_allclose(rows[s]['train/examples_per_s'],
+                                 16 * rows[s]['train/steps_per_s'], rtol=1e-9)
+    # TensorBoard holds the same scalars (as float32).
+    scalars = tensorboard_scalars(workdir)
+    for name in ('lr', 'grad_norm', 'param_norm', 'update_norm', 'steps_per_s',
+                 'examples_per_s'):
+      np.testing.assert_allclose(scalars[(3, f'train/{name}')], rows[3][f'train/{name}'],
+                                 rtol=1e-6, err_msg=name)
+    # profile_steps='2,3': one trace, of this host.
+    traces = [os.path.join(root, f) for root, _, files in
+              os.walk(os.path.join(workdir, 'profile')) for f in files
+              if f.endswith('.xplane.pb')]
+    self.assertLen(traces, 1)
+    self.assertGreater(os.path.getsize(traces[0]), 0)
 
   @parameterized.parameters(('classification,dim=3', 'hpn', 'float32'),
                             ('regression', 'hpn', 'float32'),
@@ -436,6 +506,11 @@ class TrainTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "smooths the softmax baseline's"):
       train.train_and_evaluate(helpers.tiny_config(
           'task=classification', label_smoothing=0.1), self.workdir())
+
+  def test_bad_profile_steps(self):
+    for spec in ('10', '0,5', '20,10', 'a,b'):
+      with self.assertRaisesRegex(ValueError, "profile_steps=.*'FIRST,LAST'"):
+        train.train_and_evaluate(helpers.tiny_config(profile_steps=spec), self.workdir())
 
   def test_unknown_task(self):
     with self.assertRaisesRegex(ValueError, "Unknown task 'segmentation'"):

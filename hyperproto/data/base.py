@@ -84,16 +84,21 @@ class Dataset:
     idx = np.sort(perm[pos * batch_size:(pos + 1) * batch_size])
     return {k: v[idx] for k, v in arrays.items()}
 
-  def eval_batches(self, split: str, batch_size: int) -> Iterator[dict]:
-    """Batches in order, the last padded; `mask` is 1 for real examples, so each one is
-    counted exactly once."""
+  def eval_batches(self, split: str, batch_size: int, process_index: int = 0,
+                   process_count: int = 1) -> Iterator[dict]:
+    """The split in order, in ceil(n / batch_size) global batches, the last padded with
+    zeros; `mask` is 1 for real examples. This process's share of each: positions
+    [i * b / n, (i + 1) * b / n) for process i of n (as `StreamingDataset`), so every
+    process gets the same number of batches and each example is counted exactly once."""
+    if batch_size % process_count:
+      raise ValueError(f'The global eval batch size {batch_size} is not a multiple of '
+                       f'the {process_count} processes.')
     arrays = self._split(split)
-    n = self.num_examples(split)
-    for start in range(0, n, batch_size):
-      batch = {k: v[start:start + batch_size] for k, v in arrays.items()}
+    n, local = self.num_examples(split), batch_size // process_count
+    for start in range(process_index * local, n + process_index * local, batch_size):
+      batch = {k: v[start:start + local] for k, v in arrays.items()}
       real = len(batch['label'])
-      pad = batch_size - real
-      batch = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)])
+      batch = {k: np.concatenate([v, np.zeros((local - real,) + v.shape[1:], v.dtype)])
                for k, v in batch.items()}
-      batch['mask'] = (np.arange(batch_size) < real).astype(np.float32)
+      batch['mask'] = (np.arange(local) < real).astype(np.float32)
       yield batch
