@@ -16,6 +16,7 @@ import tarfile
 import tempfile
 
 import numpy as np
+from absl import flags
 from absl.testing import absltest
 from PIL import Image
 
@@ -230,12 +231,16 @@ class CubTest(absltest.TestCase):
   def test_worker_processes_give_the_same_batches_and_live_for_the_run(self):
     inline = data.load('cub', data_dir=self.tmp, **SMALL)
     before = {p.pid for p in multiprocessing.active_children()}
+    parsed = flags.FLAGS.is_parsed()
     workers = data.load('cub', data_dir=self.tmp, **dict(SMALL, num_workers=2))
     train = workers.train_batches('train', 3, 4, seed=1)  # left open, as in a run
     for a, b in zip(inline.train_batches('train', 3, 4, seed=1, num_steps=3), train):
       for k in ('image', 'label'):
         np.testing.assert_array_equal(a[k], b[k])
     self.assertNotIn('tensorflow', sys.modules)
+    # grain's workers start without a parsed command line (pytest's case), and this
+    # module leaves absl's flags as they were (parsed or not).
+    self.assertEqual(flags.FLAGS.is_parsed(), parsed)
     # Evaluation: its workers start on the first pass and serve the next ones.
     passes, children = [], []
     for _ in range(3):
