@@ -16,15 +16,17 @@ Measures (host only, no device transfer):
   this thread (one core), each image through both back to back, --rounds times:
   images/s of each for train (RandomResizedCrop + flip) and eval (resize 256 + centre
   crop), the speed-up, the mean and largest absolute difference of their pixels (uint8
-  levels) and the fraction of images decoded at reduced scale;
+  levels) and the fraction of images decoded at reduced scale; where simplejpeg is
+  installed (not a dependency), the same transform with simplejpeg's decoder too;
 - `stream/loader_train_224_per_core`: what one grain worker does (read the records,
   decode and crop, build the batch of --stream_batch), in this thread, on the first
   size; `stream/predicted_train_224_16_cores` is 16 times it (a prediction for a
   16-core GPU host: measure it there);
 - `stream/train_224_workers{N}`, `stream/eval_224_workers{N}`: the whole pipeline
   through grain with N worker processes (0: in this process, on grain's threads), on
-  the first size; evaluation repeats passes over the test split (its workers start on
-  the first pass, `..._first_pass_seconds`, and serve the next ones);
+  the first size; evaluation makes 4 passes over the test split (its workers start on
+  the first and serve the next ones): the seconds of each (`..._pass_seconds`) and the
+  rate over the last 3;
 - `train_step/...`: what the trainer's compiled `train_step` consumes, for the digits
   CNN at 32x32x3 (batch 128) and at 224x224x3 (batch 16), on JAX's default device.
 
@@ -187,6 +189,26 @@ def _parse_size(text: str) -> tuple[int, int]:
   return int(width), int(height)
 
 
+def _simplejpeg_transform(data: bytes, size: int, rng) -> np.ndarray:
+  """`streaming.transform` with the JPEG decoded by simplejpeg (libjpeg-turbo, DCT
+  scaling by the same rule): a candidate, compared only where simplejpeg is installed
+  (it is not a dependency)."""
+  height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+  box, flip = streaming._crop_and_flip(width, height, size, rng, True, 256)  # pylint: disable=protected-access
+  scale = streaming.jpeg_reduction(box, size)
+  image = Image.fromarray(simplejpeg.decode_jpeg(
+      data, min_height=-(-height // scale), min_width=-(-width // scale)))
+  box = tuple(v / scale for v in box)
+  out = image.resize((size, size), Image.BILINEAR, box=box)
+  return np.asarray(out.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else out)
+
+
+try:
+  import simplejpeg  # pylint: disable=g-import-not-at-top
+except ImportError:
+  _simplejpeg_transform = None  # pylint: disable=invalid-name
+
+
 def compare_transforms(results: dict, ds, label: str, rounds: int) -> None:
   """Today's transform (`streaming.transform`, reduced decoding) against the one before
   it (`transform_full_decode`) on the same encoded images, in this thread (one core):
@@ -202,6 +224,8 @@ def compare_transforms(results: dict, ds, label: str, rounds: int) -> None:
   encoded = [r[ds.image_key] for r in source.__getitems__(list(range(len(source))))]
   kinds = (('full_decode', streaming.transform_full_decode),
            ('reduced', streaming.transform))
+  if _simplejpeg_transform is not None:
+    kinds += (('simplejpeg', _simplejpeg_transform),)
   for mode in ('train', 'eval'):
     seconds = {kind: 0.0 for kind, _ in kinds}
     for r in range(rounds):
@@ -215,6 +239,9 @@ def compare_transforms(results: dict, ds, label: str, rounds: int) -> None:
       results[f'transform/{label}/{mode}_{kind}'] = round(rounds * len(encoded) / total, 1)
     results[f'transform/{label}/{mode}_speedup'] = round(
         seconds['full_decode'] / seconds['reduced'], 2)
+    if 'simplejpeg' in seconds:
+      results[f'transform/{label}/{mode}_simplejpeg_vs_reduced'] = round(
+          seconds['reduced'] / seconds['simplejpeg'], 2)
   diffs, reduced = [], 0
   for i, data in enumerate(encoded):
     for rng in (lambda: np.random.default_rng(i), lambda: None):  # pylint: disable=cell-var-from-loop
@@ -239,9 +266,10 @@ def _loader_rate(ds, batch: int, seconds: float) -> float:
 
 def bench_stream(results: dict, *, images: int, batch: int, workers: list[int],
                  seconds: float, evaluate: bool = True, sizes: tuple[str, ...] = (),
-                 rounds: int = 3) -> None:
-  """The 224 pipeline on `images` photograph-like JPEGs: train and eval per worker
-  count, on the first of `sizes` (default 500x375); the transform comparison
+                 rounds: int = 3, eval_passes: int = 3) -> None:
+  """The 224 pipeline on `images` photograph-like JPEGs: train (for `seconds`) and
+  `1 + eval_passes` evaluation passes per worker count (the rate over all but the
+  first), on the first of `sizes` (default 500x375); the transform comparison
   (`compare_transforms`) on each size when `rounds` > 0."""
   sizes = sizes or ('500x375',)
   with tempfile.TemporaryDirectory(prefix='hyperproto_bench_stream') as root:
@@ -267,16 +295,17 @@ def bench_stream(results: dict, *, images: int, batch: int, workers: list[int],
           if not evaluate:
             continue
 
-          def eval_pass(i, ds=ds):
-            del i
-            for _ in ds.eval_batches('test', batch):
+          # The first pass starts the workers; the next ones reuse them.
+          passes = []
+          for _ in range(1 + eval_passes):
+            start = time.perf_counter()
+            for unused_batch in ds.eval_batches('test', batch):
               pass
-          start = time.perf_counter()
-          eval_pass(0)  # The first pass starts the workers; the next ones reuse them.
-          results[f'stream/eval_224_workers{n}_first_pass_seconds'] = round(
-              time.perf_counter() - start, 2)
-          results[f'stream/eval_224_workers{n}'] = _rate(
-              eval_pass, ds.num_examples('test'), seconds)
+            passes.append(time.perf_counter() - start)
+          results[f'stream/eval_224_workers{n}_pass_seconds'] = [
+              round(t, 2) for t in passes]
+          results[f'stream/eval_224_workers{n}'] = round(
+              eval_passes * ds.num_examples('test') / sum(passes[1:]), 1)
 
 
 def bench_train_step(results: dict) -> None:

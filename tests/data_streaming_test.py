@@ -261,7 +261,7 @@ class CubTest(absltest.TestCase):
     for pid in children[0]:
       with self.assertRaises(ProcessLookupError):
         os.kill(pid, 0)
-    with self.assertRaises(Exception):
+    with self.assertRaisesRegex(ValueError, 'closed iterator'):
       next(train)
 
   def test_eval_pipeline_is_kept_between_passes_and_replaced_mid_pass(self):
