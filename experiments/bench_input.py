@@ -24,9 +24,10 @@ Measures (host only, no device transfer):
   16-core GPU host: measure it there);
 - `stream/train_224_workers{N}`, `stream/eval_224_workers{N}`: the whole pipeline
   through grain with N worker processes (0: in this process, on grain's threads), on
-  the first size; evaluation makes 4 passes over the test split (its workers start on
-  the first and serve the next ones): the seconds of each (`..._pass_seconds`) and the
-  rate over the last 3;
+  the first size, each for about --seconds: training after its first 1 + 2N batches
+  (what the workers decoded while the slowest one started); evaluation in passes over
+  the test split (its workers start on the first and serve the next ones): the seconds
+  of each (`..._pass_seconds`) and the rate over all but the first;
 - `train_step/...`: what the trainer's compiled `train_step` consumes, for the digits
   CNN at 32x32x3 (batch 128) and at 224x224x3 (batch 16), on JAX's default device.
 
@@ -266,10 +267,11 @@ def _loader_rate(ds, batch: int, seconds: float) -> float:
 
 def bench_stream(results: dict, *, images: int, batch: int, workers: list[int],
                  seconds: float, evaluate: bool = True, sizes: tuple[str, ...] = (),
-                 rounds: int = 3, eval_passes: int = 3) -> None:
-  """The 224 pipeline on `images` photograph-like JPEGs: train (for `seconds`) and
-  `1 + eval_passes` evaluation passes per worker count (the rate over all but the
-  first), on the first of `sizes` (default 500x375); the transform comparison
+                 rounds: int = 1, min_eval_passes: int = 3) -> None:
+  """The 224 pipeline on `images` photograph-like JPEGs, on the first of `sizes`
+  (default 500x375), per worker count: train for `seconds` (after the first batches),
+  and evaluation passes until those after the first took `seconds` (at least
+  `min_eval_passes` of them; the rate is over those); the transform comparison
   (`compare_transforms`) on each size when `rounds` > 0."""
   sizes = sizes or ('500x375',)
   with tempfile.TemporaryDirectory(prefix='hyperproto_bench_stream') as root:
@@ -290,14 +292,16 @@ def bench_stream(results: dict, *, images: int, batch: int, workers: list[int],
         with data_lib.load(f'folder:{name}', data_dir=root, image_size=224,
                            num_workers=n) as ds:
           it = ds.train_batches('train', 0, batch, seed=0)
+          # Start the workers, and take what they decoded while the slowest started.
+          for _ in range(1 + n * ds.prefetch):
+            next(it)
           results[f'stream/train_224_workers{n}'] = _rate(lambda i, it=it: next(it),
                                                           batch, seconds)
           if not evaluate:
             continue
-
           # The first pass starts the workers; the next ones reuse them.
           passes = []
-          for _ in range(1 + eval_passes):
+          while len(passes) < 1 + min_eval_passes or sum(passes[1:]) < seconds:
             start = time.perf_counter()
             for unused_batch in ds.eval_batches('test', batch):
               pass
@@ -305,7 +309,7 @@ def bench_stream(results: dict, *, images: int, batch: int, workers: list[int],
           results[f'stream/eval_224_workers{n}_pass_seconds'] = [
               round(t, 2) for t in passes]
           results[f'stream/eval_224_workers{n}'] = round(
-              eval_passes * ds.num_examples('test') / sum(passes[1:]), 1)
+              (len(passes) - 1) * ds.num_examples('test') / sum(passes[1:]), 1)
 
 
 def bench_train_step(results: dict) -> None:
