@@ -66,9 +66,9 @@ _DATA_DIR = flags.DEFINE_string('data_dir', '/tmp/hyperproto_bench', 'Prepared d
 _SPLIT = flags.DEFINE_integer('split_examples', 50_000, 'Examples of the whole-split '
                               'benchmark (CIFAR-100: 50,000).')
 _STREAM_IMAGES = flags.DEFINE_integer('stream_images', 256, 'Synthetic JPEGs to write.')
-_STREAM_SIZES = flags.DEFINE_list('stream_sizes', ['500x375', '1024x768'],
-                                  'Sizes (WxH) of the synthetic JPEGs: the transforms are '
-                                  'compared on each, the pipelines run on the first.')
+_STREAM_SIZES = flags.DEFINE_list(
+    'stream_sizes', ['500x375', '1024x768'], 'Sizes (WxH) of the synthetic JPEGs: the '
+    'transforms are compared on each, the pipelines run on the first.')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Passes over the images of the transform '
                                'comparison (0: none).')
 _STREAM_BATCH = flags.DEFINE_integer('stream_batch', 64, 'Batch size of the 224 stream.')
@@ -237,7 +237,8 @@ def compare_transforms(results: dict, ds, label: str, rounds: int) -> None:
           fn(data, 224, rng)
           seconds[kind] += time.perf_counter() - start
     for kind, total in seconds.items():
-      results[f'transform/{label}/{mode}_{kind}'] = round(rounds * len(encoded) / total, 1)
+      rate = rounds * len(encoded) / total
+      results[f'transform/{label}/{mode}_{kind}'] = round(rate, 1)
     results[f'transform/{label}/{mode}_speedup'] = round(
         seconds['full_decode'] / seconds['reduced'], 2)
     if 'simplejpeg' in seconds:
@@ -245,12 +246,12 @@ def compare_transforms(results: dict, ds, label: str, rounds: int) -> None:
           seconds['reduced'] / seconds['simplejpeg'], 2)
   diffs, reduced = [], 0
   for i, data in enumerate(encoded):
-    for rng in (lambda: np.random.default_rng(i), lambda: None):  # pylint: disable=cell-var-from-loop
+    for seed in (i, None):  # a random crop, the centre crop
+      rng = lambda seed=seed: None if seed is None else np.random.default_rng(seed)
       new = streaming.transform(data, 224, rng()).astype(np.int16)
       diffs.append(np.abs(new - streaming.transform_full_decode(data, 224, rng())))
       with Image.open(io.BytesIO(data)) as img:
-        box = (streaming.centre_crop_box(*img.size) if rng() is None
-               else streaming.random_resized_crop_box(*img.size, rng()))
+        box, _ = streaming._crop_and_flip(*img.size, 224, rng(), True, 256)  # pylint: disable=protected-access
       reduced += streaming.jpeg_reduction(box, 224) > 1
   results[f'transform/{label}/mean_abs_diff'] = round(float(np.mean(diffs)), 3)
   results[f'transform/{label}/max_abs_diff'] = int(np.max(diffs))

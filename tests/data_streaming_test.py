@@ -112,6 +112,11 @@ class TransformTest(absltest.TestCase):
     self.assertTrue(any(left_white) and not all(left_white))
 
 
+def rng_of(seed):
+  """A random crop's generator, or None (the centre crop)."""
+  return None if seed is None else np.random.default_rng(seed)
+
+
 def smooth_jpeg(width: int, height: int, mode: str = 'RGB', fmt: str = 'JPEG') -> bytes:
   """A smooth colour pattern (photograph-like frequencies), encoded."""
   y, x = np.mgrid[0:height, 0:width] / 40.0
@@ -137,10 +142,10 @@ class ReducedDecodingTest(absltest.TestCase):
     for data in (smooth_jpeg(120, 90), smooth_jpeg(120, 90, 'L'),
                  smooth_jpeg(120, 90, fmt='PNG')):
       for seed in (None, 0, 1, 2, 3):
-        rng = lambda: None if seed is None else np.random.default_rng(seed)  # pylint: disable=cell-var-from-loop
-        old = streaming.transform_full_decode(data, 64, rng(), resize=72)
+        old = streaming.transform_full_decode(data, 64, rng_of(seed), resize=72)
         for reduced in (True, False):
-          new = streaming.transform(data, 64, rng(), resize=72, reduced_decoding=reduced)
+          new = streaming.transform(data, 64, rng_of(seed), resize=72,
+                                    reduced_decoding=reduced)
           self.assertEqual(new.shape, (64, 64, 3))
           np.testing.assert_array_equal(new, old)
     # A large image without reduction: the same pixels too.
@@ -158,12 +163,11 @@ class ReducedDecodingTest(absltest.TestCase):
       self.assertEqual(box, (12.5, 6.25, 50, 41.25))
     scales = set()
     for size, seed in itertools.product((32, 64), [None] + list(range(8))):
-      rng = lambda: None if seed is None else np.random.default_rng(seed)  # pylint: disable=cell-var-from-loop
       resize = size * 9 // 8
-      new = streaming.transform(big, size, rng(), resize=resize).astype(int)
-      old = streaming.transform_full_decode(big, size, rng(), resize=resize)
-      scales.add(streaming.jpeg_reduction(
-          streaming._crop_and_flip(512, 384, size, rng(), True, resize)[0], size))
+      new = streaming.transform(big, size, rng_of(seed), resize=resize).astype(int)
+      old = streaming.transform_full_decode(big, size, rng_of(seed), resize=resize)
+      box, _ = streaming._crop_and_flip(512, 384, size, rng_of(seed), True, resize)
+      scales.add(streaming.jpeg_reduction(box, size))
       # Measured: mean 0.2-0.6, max 3 uint8 levels; a box not mapped to the reduced
       # image would crop elsewhere (tens of levels).
       self.assertLess(np.abs(new - old).mean(), 1.5)
