@@ -9,12 +9,25 @@ Measures (host only, no device transfer):
 - `load/<name>_seconds`, `arrays/<name>`: prepared real data (MNIST and the CIFAR-10
   JPEG copy, prepared first into --data_dir if they are not there): `data.load` time,
   and the in-memory `Dataset.train_batch` (permutation + gather) in examples/s;
-- `stream/train_224_workers{N}`, `stream/eval_224_workers{N}`: the streaming 224
-  pipeline (JPEG decode + RandomResizedCrop + flip / resize + centre crop, batch 64)
-  through grain with N worker processes (0: in this process, on grain's threads), on a
-  synthetic image folder of --stream_images 500x375 JPEGs (CUB-like sizes) prepared
-  with the `folder` builder; and `stream/predicted_train_224_16_cores`: the best
-  per-worker rate times 16 (a prediction for a 16-core GPU host: measure it there);
+- `transform/<W>x<H>/*`: today's 224 transform (`streaming.transform`: JPEGs decoded at
+  1/2, 1/4, 1/8 scale where the crop allows) against the one before it
+  (`transform_full_decode`), on the same --stream_images photograph-like JPEGs of each
+  of --stream_sizes (crops of scikit-learn's two sample photographs, quality 90), in
+  this thread (one core), each image through both back to back, --rounds times:
+  images/s of each for train (RandomResizedCrop + flip) and eval (resize 256 + centre
+  crop), the speed-up, the mean and largest absolute difference of their pixels (uint8
+  levels) and the fraction of images decoded at reduced scale; where simplejpeg is
+  installed (not a dependency), the same transform with simplejpeg's decoder too;
+- `stream/loader_train_224_per_core`: what one grain worker does (read the records,
+  decode and crop, build the batch of --stream_batch), in this thread, on the first
+  size; `stream/predicted_train_224_16_cores` is 16 times it (a prediction for a
+  16-core GPU host: measure it there);
+- `stream/train_224_workers{N}`, `stream/eval_224_workers{N}`: the whole pipeline
+  through grain with N worker processes (0: in this process, on grain's threads), on
+  the first size, each for about --seconds: training after its first 1 + 2N batches
+  (what the workers decoded while the slowest one started); evaluation in passes over
+  the test split (its workers start on the first and serve the next ones): the seconds
+  of each (`..._pass_seconds`) and the rate over all but the first;
 - `train_step/...`: what the trainer's compiled `train_step` consumes, for the digits
   CNN at 32x32x3 (batch 128) and at 224x224x3 (batch 16), on JAX's default device.
 
@@ -43,7 +56,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from hyperproto import data as data_lib
 from hyperproto.data import builder as builder_lib
-from hyperproto.data import prepare, reader
+from hyperproto.data import prepare, reader, streaming
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 _MNIST = flags.DEFINE_string('mnist_dir', '../shared/data/mnist', 'MNIST idx files.')
@@ -53,6 +66,11 @@ _DATA_DIR = flags.DEFINE_string('data_dir', '/tmp/hyperproto_bench', 'Prepared d
 _SPLIT = flags.DEFINE_integer('split_examples', 50_000, 'Examples of the whole-split '
                               'benchmark (CIFAR-100: 50,000).')
 _STREAM_IMAGES = flags.DEFINE_integer('stream_images', 256, 'Synthetic JPEGs to write.')
+_STREAM_SIZES = flags.DEFINE_list(
+    'stream_sizes', ['500x375', '1024x768'], 'Sizes (WxH) of the synthetic JPEGs: the '
+    'transforms are compared on each, the pipelines run on the first.')
+_ROUNDS = flags.DEFINE_integer('rounds', 3, 'Passes over the images of the transform '
+                               'comparison (0: none).')
 _STREAM_BATCH = flags.DEFINE_integer('stream_batch', 64, 'Batch size of the 224 stream.')
 _WORKERS = flags.DEFINE_list('workers', ['0', '1', '2'], 'grain worker processes to try.')
 _SECONDS = flags.DEFINE_float('seconds', 5.0, 'Time budget per measurement.')
@@ -141,45 +159,158 @@ def bench_arrays(results: dict) -> None:
         lambda i, ds=ds: ds.train_batch('train', i, 128, seed=0), 128, _SECONDS.value)
 
 
-def _synthetic_folder(root: str, n: int) -> None:
-  """n random-texture 500x375 JPEGs (CUB-like sizes) in train/ and test/ of 10 classes."""
+def _photographs() -> list[Image.Image]:
+  """The two photographs that ship inside scikit-learn (427x640; no download)."""
+  from sklearn.datasets import load_sample_images  # pylint: disable=g-import-not-at-top
+  return [Image.fromarray(a) for a in load_sample_images().images]
+
+
+def _synthetic_folder(root: str, n: int, size: tuple[int, int]) -> None:
+  """n photograph-like JPEGs of `size` (quality 90) in train/ and test/ of 10 classes:
+  random crops (a random half to all of the side, aspect kept) of scikit-learn's two
+  photographs, resized to `size` (bicubic), half of them mirrored."""
   rng = np.random.default_rng(0)
+  photos = _photographs()
+  width, height = size
   for k in range(n):
-    small = rng.integers(0, 256, (47, 63, 3), dtype=np.uint8)
-    img = Image.fromarray(small).resize((500, 375), Image.BILINEAR)
+    photo = photos[k % len(photos)]
+    side = min(photo.width, photo.height * width / height) * rng.uniform(0.5, 1.0)
+    w, h = side, side * height / width
+    left, top = rng.uniform(0, photo.width - w), rng.uniform(0, photo.height - h)
+    img = photo.resize(size, Image.BICUBIC, box=(left, top, left + w, top + h))
+    if rng.uniform() < 0.5:
+      img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     for split in ('train', 'test'):
       os.makedirs(os.path.join(root, split, str(k % 10)), exist_ok=True)
       img.save(os.path.join(root, split, str(k % 10), f'{k}.jpg'), 'JPEG', quality=90)
 
 
-def bench_stream(results: dict, *, images: int, batch: int, workers: list[int],
-                 seconds: float, evaluate: bool = True) -> None:
-  """The 224 pipeline on `images` synthetic JPEGs, train (and eval: each pass starts
-  its workers anew) per worker count."""
-  with tempfile.TemporaryDirectory(prefix='hyperproto_bench_stream') as root:
-    _synthetic_folder(os.path.join(root, 'm'), images)
-    prepare.prepare('folder', os.path.join(root, 'm'), root, name='synthetic')
-    best = 0.0
-    for n in workers:
-      ds = data_lib.load('folder:synthetic', data_dir=root, image_size=224,
-                         num_workers=n)
-      it = ds.train_batches('train', 0, batch, seed=0)
-      rate = _rate(lambda i, it=it: next(it), batch, seconds)
-      results[f'stream/train_224_workers{n}'] = rate
-      if n:
-        best = max(best, rate / n)
-      it.close()
-      if not evaluate:
-        continue
+def _parse_size(text: str) -> tuple[int, int]:
+  width, height = text.lower().split('x')
+  return int(width), int(height)
 
-      def eval_pass(i, ds=ds):
-        del i
-        for _ in ds.eval_batches('test', batch):
-          pass
-      results[f'stream/eval_224_workers{n}'] = _rate(
-          eval_pass, ds.num_examples('test'), seconds)
-    if best:
-      results['stream/predicted_train_224_16_cores'] = round(16 * best)
+
+def _simplejpeg_transform(data: bytes, size: int, rng) -> np.ndarray:
+  """`streaming.transform` with the JPEG decoded by simplejpeg (libjpeg-turbo, DCT
+  scaling by the same rule): a candidate, compared only where simplejpeg is installed
+  (it is not a dependency)."""
+  height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+  box, flip = streaming._crop_and_flip(width, height, size, rng, True, 256)  # pylint: disable=protected-access
+  scale = streaming.jpeg_reduction(box, size)
+  image = Image.fromarray(simplejpeg.decode_jpeg(
+      data, min_height=-(-height // scale), min_width=-(-width // scale)))
+  box = tuple(v / scale for v in box)
+  out = image.resize((size, size), Image.BILINEAR, box=box)
+  return np.asarray(out.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else out)
+
+
+try:
+  import simplejpeg  # pylint: disable=g-import-not-at-top
+except ImportError:
+  _simplejpeg_transform = None  # pylint: disable=invalid-name
+
+
+def compare_transforms(results: dict, ds, label: str, rounds: int) -> None:
+  """Today's transform (`streaming.transform`, reduced decoding) against the one before
+  it (`transform_full_decode`) on the same encoded images, in this thread (one core):
+  each image through both, back to back (in alternating order), so that both see the
+  same moments of a shared machine's load; --rounds passes over the images, train
+  (random crop + flip, 224) and eval (centre crop).
+
+  Reports images/s of each (over all rounds), the speed-up (the ratio of their total
+  times), the mean and largest absolute difference of their outputs (uint8 levels) and
+  the fraction of images decoded at reduced scale."""
+  source = streaming._Loader(ds.path, 'train', ds.image_key, ds.keys, 224, 256,  # pylint: disable=protected-access
+                             True).source()
+  encoded = [r[ds.image_key] for r in source.__getitems__(list(range(len(source))))]
+  kinds = (('full_decode', streaming.transform_full_decode),
+           ('reduced', streaming.transform))
+  if _simplejpeg_transform is not None:
+    kinds += (('simplejpeg', _simplejpeg_transform),)
+  for mode in ('train', 'eval'):
+    seconds = {kind: 0.0 for kind, _ in kinds}
+    for r in range(rounds):
+      for i, data in enumerate(encoded):
+        for kind, fn in (kinds if (i + r) % 2 else kinds[::-1]):
+          rng = np.random.default_rng(i) if mode == 'train' else None
+          start = time.perf_counter()
+          fn(data, 224, rng)
+          seconds[kind] += time.perf_counter() - start
+    for kind, total in seconds.items():
+      rate = rounds * len(encoded) / total
+      results[f'transform/{label}/{mode}_{kind}'] = round(rate, 1)
+    results[f'transform/{label}/{mode}_speedup'] = round(
+        seconds['full_decode'] / seconds['reduced'], 2)
+    if 'simplejpeg' in seconds:
+      results[f'transform/{label}/{mode}_simplejpeg_vs_reduced'] = round(
+          seconds['reduced'] / seconds['simplejpeg'], 2)
+  diffs, reduced = [], 0
+  for i, data in enumerate(encoded):
+    for seed in (i, None):  # a random crop, the centre crop
+      rng = lambda seed=seed: None if seed is None else np.random.default_rng(seed)
+      new = streaming.transform(data, 224, rng()).astype(np.int16)
+      diffs.append(np.abs(new - streaming.transform_full_decode(data, 224, rng())))
+      with Image.open(io.BytesIO(data)) as img:
+        box, _ = streaming._crop_and_flip(*img.size, 224, rng(), True, 256)  # pylint: disable=protected-access
+      reduced += streaming.jpeg_reduction(box, 224) > 1
+  results[f'transform/{label}/mean_abs_diff'] = round(float(np.mean(diffs)), 3)
+  results[f'transform/{label}/max_abs_diff'] = int(np.max(diffs))
+  results[f'transform/{label}/reduced_fraction'] = round(reduced / len(diffs), 3)
+
+
+def _loader_rate(ds, batch: int, seconds: float) -> float:
+  """Images/s of what one grain worker does (read the records, decode and crop, build
+  the batch), in this thread: training batches of step 0, 1, ..."""
+  loader = streaming._Loader(ds.path, 'train', ds.image_key, ds.keys, 224, 256, True)  # pylint: disable=protected-access
+  spec = streaming._TrainSpec(ds.indices['train'], batch, 0, 0, 1)  # pylint: disable=protected-access
+  return _rate(lambda i: loader(spec(i)), batch, seconds)
+
+
+def bench_stream(results: dict, *, images: int, batch: int, workers: list[int],
+                 seconds: float, evaluate: bool = True, sizes: tuple[str, ...] = (),
+                 rounds: int = 1, min_eval_passes: int = 3) -> None:
+  """The 224 pipeline on `images` photograph-like JPEGs, on the first of `sizes`
+  (default 500x375), per worker count: train for `seconds` (after the first batches),
+  and evaluation passes until those after the first took `seconds` (at least
+  `min_eval_passes` of them; the rate is over those); the transform comparison
+  (`compare_transforms`) on each size when `rounds` > 0."""
+  sizes = sizes or ('500x375',)
+  with tempfile.TemporaryDirectory(prefix='hyperproto_bench_stream') as root:
+    for k, label in enumerate(sizes):
+      name = f'synthetic{k}'
+      _synthetic_folder(os.path.join(root, name), images, _parse_size(label))
+      prepare.prepare('folder', os.path.join(root, name), root, name=name)
+      with data_lib.load(f'folder:{name}', data_dir=root, image_size=224,
+                         num_workers=0) as ds:
+        if rounds:
+          compare_transforms(results, ds, label, rounds)
+        if k:
+          continue
+        per_core = _loader_rate(ds, batch, seconds)
+        results['stream/loader_train_224_per_core'] = per_core
+        results['stream/predicted_train_224_16_cores'] = round(16 * per_core)
+      for n in workers:
+        with data_lib.load(f'folder:{name}', data_dir=root, image_size=224,
+                           num_workers=n) as ds:
+          it = ds.train_batches('train', 0, batch, seed=0)
+          # Start the workers, and take what they decoded while the slowest started.
+          for _ in range(1 + n * ds.prefetch):
+            next(it)
+          results[f'stream/train_224_workers{n}'] = _rate(lambda i, it=it: next(it),
+                                                          batch, seconds)
+          if not evaluate:
+            continue
+          # The first pass starts the workers; the next ones reuse them.
+          passes = []
+          while len(passes) < 1 + min_eval_passes or sum(passes[1:]) < seconds:
+            start = time.perf_counter()
+            for unused_batch in ds.eval_batches('test', batch):
+              pass
+            passes.append(time.perf_counter() - start)
+          results[f'stream/eval_224_workers{n}_pass_seconds'] = [
+              round(t, 2) for t in passes]
+          results[f'stream/eval_224_workers{n}'] = round(
+              (len(passes) - 1) * ds.num_examples('test') / sum(passes[1:]), 1)
 
 
 def bench_train_step(results: dict) -> None:
@@ -229,7 +360,8 @@ def main(argv):
   stream = functools.partial(bench_stream, images=_STREAM_IMAGES.value,
                              batch=_STREAM_BATCH.value,
                              workers=[int(n) for n in _WORKERS.value],
-                             seconds=_SECONDS.value)
+                             seconds=_SECONDS.value, sizes=tuple(_STREAM_SIZES.value),
+                             rounds=_ROUNDS.value)
   parts = {'whole_split': bench_whole_split, 'arrays': bench_arrays, 'stream': stream,
            'train_step': bench_train_step}
   for part in _PARTS.value:

@@ -279,10 +279,10 @@ def part_input(out: dict, emit: Callable[[], None]) -> None:
   images, batch, seconds = (16, 8, 1.0) if tiny else (512, 64, 8.0)
   out.update(workers=workers, images=images, batch=batch, seconds_per_measurement=seconds,
              image='500x375 JPEG -> 224, train: RandomResizedCrop + flip, eval: resize '
-             '256 + centre crop, each eval pass starting its workers')
+             '256 + centre crop, eval workers started once, kept between passes')
   emit()
   results = {}
-  # --allow_cpu: no eval passes (each starts the workers: ~6 s on 2 busy cores).
+  # --allow_cpu: no eval passes (the first starts the workers: ~6 s on 2 busy cores).
   bench_input.bench_stream(results, images=images, batch=batch, workers=[workers],
                            seconds=seconds, evaluate=not tiny)
   out['train_images_per_s'] = results[f'stream/train_224_workers{workers}']

@@ -120,6 +120,21 @@ MUTATIONS = (
              'return np.random.default_rng([seed, 2, epoch]).permutation(n)',
              'return np.random.default_rng([seed, 2]).permutation(n)',
              ('tests/data_streaming_test.py',)),
+    # Reduced JPEG decoding: a reduction the crop does not allow (the crop then upsampled
+    # from fewer pixels), and the crop box left in full-size pixels.
+    Mutation('jpeg_reduction_too_far', 'hyperproto/data/streaming.py',
+             'if side >= scale * size), 1)',
+             'if side >= scale * size / 2), 1)',
+             ('tests/data_streaming_test.py',), k='ReducedDecoding'),
+    Mutation('draft_box_not_mapped', 'hyperproto/data/streaming.py',
+             'return tuple(v * factor for v in box)',
+             'return box',
+             ('tests/data_streaming_test.py',), k='ReducedDecoding'),
+    # Evaluation workers: a pipeline not kept restarts its workers at every pass.
+    Mutation('eval_workers_restarted_each_pass', 'hyperproto/data/streaming.py',
+             '    if kept is None:\n      self._eval_pipelines[key] = pipeline',
+             '    if False:\n      self._eval_pipelines[key] = pipeline',
+             ('tests/data_streaming_test.py',), k='mid_pass or live_for_the_run'),
     # Pairs at the max cosine are counted over i < j; i <= j adds every self-pair.
     Mutation('placement_pairs_off_by_one', 'hyperproto/prototypes/metrics.py',
              'upper = np.arange(num_classes)[None] > idx[:, None]',

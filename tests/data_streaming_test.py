@@ -7,6 +7,8 @@ exactly right. Images are small and the output side is 32 to keep the tests fast
 
 import csv
 import io
+import itertools
+import multiprocessing
 import os
 import shutil
 import sys
@@ -14,6 +16,7 @@ import tarfile
 import tempfile
 
 import numpy as np
+from absl import flags
 from absl.testing import absltest
 from PIL import Image
 
@@ -109,6 +112,69 @@ class TransformTest(absltest.TestCase):
     self.assertTrue(any(left_white) and not all(left_white))
 
 
+def rng_of(seed):
+  """A random crop's generator, or None (the centre crop)."""
+  return None if seed is None else np.random.default_rng(seed)
+
+
+def smooth_jpeg(width: int, height: int, mode: str = 'RGB', fmt: str = 'JPEG') -> bytes:
+  """A smooth colour pattern (photograph-like frequencies), encoded."""
+  y, x = np.mgrid[0:height, 0:width] / 40.0
+  image = np.stack([128 + 100 * np.sin(x + 0.5 * y), 128 + 100 * np.cos(0.7 * x - y),
+                    128 + 90 * np.sin(x * y / 30 + 1)], -1).astype(np.uint8)
+  buf = io.BytesIO()
+  Image.fromarray(image).convert(mode).save(buf, fmt, quality=90)
+  return buf.getvalue()
+
+
+class ReducedDecodingTest(absltest.TestCase):
+
+  def test_jpeg_reduction_keeps_the_crop_at_least_the_output_size(self):
+    for box, scale in (((0, 0, 447, 900), 1), ((0, 0, 448, 448), 2),
+                       ((10, 10, 906, 1000), 4), ((0, 0, 1792, 1800), 8),
+                       ((0, 0, 5000, 5000), 8), ((0.5, 0, 100.5, 100), 1)):
+      self.assertEqual(streaming.jpeg_reduction(box, 224), scale, box)
+    self.assertEqual(streaming.jpeg_reduction((0, 0, 64, 64), 32), 2)
+
+  def test_without_reduction_the_pixels_of_the_full_decode(self):
+    # Crops of a 120x90 image at 64 allow no reduction (every side < 128): the new
+    # transform gives the old one's pixels exactly, for JPEG (colour and grey) and PNG.
+    for data in (smooth_jpeg(120, 90), smooth_jpeg(120, 90, 'L'),
+                 smooth_jpeg(120, 90, fmt='PNG')):
+      for seed in (None, 0, 1, 2, 3):
+        old = streaming.transform_full_decode(data, 64, rng_of(seed), resize=72)
+        for reduced in (True, False):
+          new = streaming.transform(data, 64, rng_of(seed), resize=72,
+                                    reduced_decoding=reduced)
+          self.assertEqual(new.shape, (64, 64, 3))
+          np.testing.assert_array_equal(new, old)
+    # A large image without reduction: the same pixels too.
+    big = smooth_jpeg(512, 384)
+    np.testing.assert_array_equal(
+        streaming.transform(big, 32, np.random.default_rng(5), reduced_decoding=False),
+        streaming.transform_full_decode(big, 32, np.random.default_rng(5)))
+
+  def test_reduced_decoding_is_smaller_and_close(self):
+    big = smooth_jpeg(512, 384)
+    with Image.open(io.BytesIO(big)) as img:
+      box = streaming._draft(img, (100, 50, 400, 330), 32)  # side 280 >= 8 * 32
+      img.load()
+      self.assertEqual(img.size, (64, 48))  # decoded at 1/8
+      self.assertEqual(box, (12.5, 6.25, 50, 41.25))
+    scales = set()
+    for size, seed in itertools.product((32, 64), [None] + list(range(8))):
+      resize = size * 9 // 8
+      new = streaming.transform(big, size, rng_of(seed), resize=resize).astype(int)
+      old = streaming.transform_full_decode(big, size, rng_of(seed), resize=resize)
+      box, _ = streaming._crop_and_flip(512, 384, size, rng_of(seed), True, resize)
+      scales.add(streaming.jpeg_reduction(box, size))
+      # Measured: mean 0.2-0.6, max 3 uint8 levels; a box not mapped to the reduced
+      # image would crop elsewhere (tens of levels).
+      self.assertLess(np.abs(new - old).mean(), 1.5)
+      self.assertLessEqual(np.abs(new - old).max(), 10)
+    self.assertContainsSubset({2, 4, 8}, scales)
+
+
 class CubTest(absltest.TestCase):
 
   @classmethod
@@ -166,14 +232,58 @@ class CubTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, 'not a multiple of the 3 processes'):
       next(ds.train_batches('train', 0, 4, seed=1, process_count=3))
 
-  def test_worker_processes_give_the_same_batches(self):
+  def test_worker_processes_give_the_same_batches_and_live_for_the_run(self):
     inline = data.load('cub', data_dir=self.tmp, **SMALL)
+    before = {p.pid for p in multiprocessing.active_children()}
+    parsed = flags.FLAGS.is_parsed()
     workers = data.load('cub', data_dir=self.tmp, **dict(SMALL, num_workers=2))
-    for a, b in zip(inline.train_batches('train', 3, 4, seed=1, num_steps=3),
-                    workers.train_batches('train', 3, 4, seed=1, num_steps=3)):
+    train = workers.train_batches('train', 3, 4, seed=1)  # left open, as in a run
+    for a, b in zip(inline.train_batches('train', 3, 4, seed=1, num_steps=3), train):
       for k in ('image', 'label'):
         np.testing.assert_array_equal(a[k], b[k])
     self.assertNotIn('tensorflow', sys.modules)
+    # grain's workers start without a parsed command line (pytest's case), and this
+    # module leaves absl's flags as they were (parsed or not).
+    self.assertEqual(flags.FLAGS.is_parsed(), parsed)
+    # Evaluation: its workers start on the first pass and serve the next ones.
+    passes, children = [], []
+    for _ in range(3):
+      passes.append(list(workers.eval_batches('test', 1)))
+      children.append({p.pid for p in multiprocessing.active_children()} - before)
+    self.assertLen(children[0], 4)  # 2 training + 2 evaluation workers
+    self.assertEqual(children[1], children[0])
+    self.assertEqual(children[2], children[0])
+    expected = list(inline.eval_batches('test', 1))
+    for got in passes:
+      self.assertLen(got, 2)
+      for a, b in zip(expected, got):
+        for k in ('image', 'label', 'mask'):
+          np.testing.assert_array_equal(a[k], b[k])
+    # close() stops every worker, the open training iterator's too.
+    workers.close()
+    self.assertEqual({p.pid for p in multiprocessing.active_children()} - before, set())
+    for pid in children[0]:
+      with self.assertRaises(ProcessLookupError):
+        os.kill(pid, 0)
+    with self.assertRaisesRegex(ValueError, 'closed iterator'):
+      next(train)
+
+  def test_eval_pipeline_is_kept_between_passes_and_replaced_mid_pass(self):
+    ds = data.load('cub', data_dir=self.tmp, **SMALL)
+    expected = [b['image'] for b in ds.eval_batches('test', 1)]
+    kept = ds._eval_pipelines[('test', 1, 0, 1, 0)]
+    first = next(ds.eval_batches('test', 1))  # a pass left after its first batch
+    np.testing.assert_array_equal(first['image'], expected[0])
+    self.assertIs(ds._eval_pipelines[('test', 1, 0, 1, 0)], kept)
+    again = [b['image'] for b in ds.eval_batches('test', 1)]  # from the start again
+    np.testing.assert_array_equal(np.stack(again), np.stack(expected))
+    self.assertIsNot(ds._eval_pipelines[('test', 1, 0, 1, 0)], kept)
+    # Two passes read at once: each gets all the batches, in order.
+    for a, b in zip(ds.eval_batches('test', 1), ds.eval_batches('test', 1)):
+      np.testing.assert_array_equal(a['image'], b['image'])
+    with ds:
+      self.assertLen(list(ds.eval_batches('test', 1)), 2)
+    self.assertEqual((ds._open, ds._eval_pipelines), (set(), {}))
 
   def test_eval_counts_each_example_once_on_any_number_of_hosts(self):
     ds = data.load('cub', data_dir=self.tmp, **SMALL)

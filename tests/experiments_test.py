@@ -244,13 +244,19 @@ class ExperimentsTest(absltest.TestCase):
     out = subprocess.run(
         [sys.executable, os.path.join(helpers.ROOT, 'experiments', 'bench_input.py'),
          '--parts=whole_split,stream', '--split_examples=40', '--stream_images=6',
-         '--stream_batch=4', '--workers=0', '--seconds=0.1'],
+         '--stream_batch=4', '--workers=0', '--seconds=0.1', '--stream_sizes=800x600',
+         '--rounds=1'],
         capture_output=True, text=True, check=True, timeout=300,
         env=dict(os.environ, JAX_PLATFORMS='cpu')).stdout
     results = json.loads(out[out.index('{'):])
     for key in ('whole_split/raw_read_seconds', 'whole_split/png_read_seconds',
-                'stream/train_224_workers0', 'stream/eval_224_workers0'):
+                'stream/train_224_workers0', 'stream/eval_224_workers0',
+                'transform/800x600/train_full_decode', 'transform/800x600/train_reduced'):
       self.assertGreater(results[key], 0, key)
+    # At 224, 800x600 images allow reduced decoding of the larger crops only; the others
+    # get the full decode's pixels exactly.
+    self.assertBetween(results['transform/800x600/reduced_fraction'], 0.01, 0.99)
+    self.assertLess(results['transform/800x600/mean_abs_diff'], 2.0)
 
   def test_bench_tfrecord_runs_tiny(self):
     out = subprocess.run(

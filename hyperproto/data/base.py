@@ -8,17 +8,19 @@ import numpy as np
 
 
 @functools.lru_cache(maxsize=4)
-def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-  """The order of an epoch, drawn from (seed, epoch) only: the very order the trainer's
-  on-device input (`device_input.local_batch`) uses for a run of `seed`, computed here on
-  the CPU; cached, as every step of the epoch needs it."""
+def resident_epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+  """The order of an epoch of a resident (in-memory) dataset, drawn from (seed, epoch)
+  only: the very order the trainer's on-device input uses for a run of `seed`
+  (`device_input.threefry_epoch_permutation`, JAX threefry), computed here on the CPU;
+  cached, as every step of the epoch needs it. Streamed datasets draw their orders with
+  NumPy instead (`streaming.streamed_epoch_permutation`): not the same orders."""
   # JAX is imported here, not at the top: grain's worker processes import this module
   # (through streaming.py) and must neither pay for JAX nor touch an accelerator.
   import jax  # pylint: disable=g-import-not-at-top
   from hyperproto.data import device_input  # pylint: disable=g-import-not-at-top
   with jax.default_device(jax.local_devices(backend='cpu')[0]):
     perm_rng, _ = jax.random.split(device_input.run_rng(seed))
-    perm = np.asarray(device_input.epoch_permutation(perm_rng, epoch, n))
+    perm = np.asarray(device_input.threefry_epoch_permutation(perm_rng, epoch, n))
   perm.flags.writeable = False
   return perm
 
@@ -80,7 +82,7 @@ class Dataset:
     arrays = self._split(split)
     per_epoch = self.steps_per_epoch(split, batch_size)
     epoch, pos = divmod(int(step), per_epoch)
-    perm = epoch_permutation(seed, epoch, self.num_examples(split))
+    perm = resident_epoch_permutation(seed, epoch, self.num_examples(split))
     idx = np.sort(perm[pos * batch_size:(pos + 1) * batch_size])
     return {k: v[idx] for k, v in arrays.items()}
 

@@ -35,8 +35,11 @@ def run_rng(seed: int) -> jax.Array:
     return jax.random.split(jax.random.PRNGKey(seed))[1]
 
 
-def epoch_permutation(rng: jax.Array, epoch, num_examples: int) -> jax.Array:
-  """The order of epoch `epoch`; `rng` is the permutation key of `local_batch`."""
+def threefry_epoch_permutation(rng: jax.Array, epoch, num_examples: int) -> jax.Array:
+  """The order of epoch `epoch` of a resident dataset (JAX threefry, traced inside the
+  step); `rng` is the permutation key of `local_batch`. `base.resident_epoch_permutation`
+  is the same order computed on the host from the run's seed; streamed datasets use
+  another generator (`streaming.streamed_epoch_permutation`), so their orders differ."""
   return jax.random.permutation(jax.random.fold_in(rng, epoch), num_examples)
 
 
@@ -45,7 +48,7 @@ def global_batch_indices(rng: jax.Array, step: jax.Array, *, num_examples: int,
   """Dataset indices of the global batch of `step` (int32, `global_batch` of them)."""
   steps_per_epoch = num_examples // global_batch
   epoch, pos = jnp.divmod(step, steps_per_epoch)
-  perm = epoch_permutation(rng, epoch, num_examples)
+  perm = threefry_epoch_permutation(rng, epoch, num_examples)
   return jax.lax.dynamic_slice_in_dim(perm, pos * global_batch, global_batch)
 
 
