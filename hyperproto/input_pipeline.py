@@ -5,7 +5,9 @@ once) or streamed (`data.streaming.StreamingDataset`: large images, decoded batc
 batch on the host). Both implement `InputDataset`: the counts (`num_examples`,
 `steps_per_epoch`), the global batch of a training step (`train_batch`) and the
 evaluation batches (`eval_batches(split, batch_size, process_index, process_count)`:
-this process's share of each global batch, the last padded and masked).
+this process's share of each global batch, the last padded and masked) and `close()`
+(a streamed dataset keeps its evaluation workers between passes; the trainer stops them
+at the end of the run).
 
 How training input reaches the step differs, and a `TrainInput` hides it from the
 trainer; `train_input` picks the one of the dataset's kind:
@@ -52,6 +54,10 @@ class InputDataset(Protocol):
 
   def eval_batches(self, split: str, batch_size: int, process_index: int = 0,
                    process_count: int = 1) -> Iterator[dict]:
+    ...
+
+  def close(self) -> None:
+    """Stops whatever the dataset runs in the background (a streamed one's workers)."""
     ...
 
 

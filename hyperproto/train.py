@@ -785,3 +785,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   finally:
     ckpt.close()
     writer.close()
+    dataset.close()

@@ -86,6 +86,9 @@ class Dataset:
     idx = np.sort(perm[pos * batch_size:(pos + 1) * batch_size])
     return {k: v[idx] for k, v in arrays.items()}
 
+  def close(self) -> None:
+    """Nothing to stop (held in memory); `StreamingDataset.close` stops its workers."""
+
   def eval_batches(self, split: str, batch_size: int, process_index: int = 0,
                    process_count: int = 1) -> Iterator[dict]:
     """The split in order, in ceil(n / batch_size) global batches, the last padded with
