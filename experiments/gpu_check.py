@@ -16,7 +16,8 @@ whatever accelerator JAX sees:
              on-device input; tests needing more devices than there are skip) with
              JAX_PLATFORMS set to the backends the devices part found (e.g. cuda,cpu:
              tests/conftest.py runs them on the CPU otherwise), in parallel workers
-             (pytest-xdist, one per 2 host cores, at most 8) where it is installed;
+             (pytest-xdist, one per 2 host cores, at most 8, each test to whichever
+             worker is free) where it is installed;
   precision  experiments/bench_precision.py: the ResNet-32 (CIFAR, batch 128) and
              ResNet-34 (224 px, batch 64) train steps under each candidate cause of
              bfloat16's slowness (matmul precision, BatchNorm dtype, padded stem, float16
@@ -94,21 +95,22 @@ _CHILD_SECONDS = flags.DEFINE_float('child_seconds', 0.0, 'Internal: the child\'
 
 # name: share of the time budget, in the order the parts run. From the first run on one
 # H200 (2026-11-30, budget 400 s): devices 8.5 s, the three steps of the old benchmark
-# part 82 s (compilation 9-15 s each), train 39 s, input 35 s, 18 device tests in 115 s
-# (6.4 s each, one process). Estimates for the rest: deterministic one step and two
-# DL2PA runs, the precision part 22 steps compiled 4 at a time, the ~48 other device
-# tests in 8 workers.
-SHARES = {'devices': 0.04, 'deterministic': 0.14, 'tests': 0.24, 'precision': 0.32,
-          'train': 0.14, 'input': 0.12}
+# part 82 s (compilation 9-15 s each), train 39 s, input 35 s, the first 18 device tests
+# in 115 s in one process, the same 18 about 8x faster than on this 2-core CPU (busy).
+# Estimates from there (the CPU's times of every device test: docs/performance.md): the
+# deterministic part ~70 s (a step, DL2PA's reference run and its resume), the other
+# device tests ~450 s in one process, so ~100 s in 8 workers; the precision part's 22
+# steps compiled 4 at a time, ~130 s.
+SHARES = {'devices': 0.03, 'deterministic': 0.17, 'tests': 0.25, 'precision': 0.31,
+          'train': 0.13, 'input': 0.11}
 MIN_PART_S = 10.0
 GRACE_S = 15.0  # between the Ctrl-C at a part's time limit and the SIGKILL
 RECIPE_EPOCHS = 250  # configs/cifar100.py (config_lib.paper_recipe)
 # --allow_cpu: reduced instances of the same networks (and XLA's optimisations off).
 TINY_MODELS = bench_precision.TINY_MODELS
-# --allow_cpu: one variant of each code path of the precision part (a flag group, the
-# BatchNorm dtype, the padded stem, the loss-scaled float16 step), ResNet-32 only.
-TINY_VARIANTS = ['float32', 'float16_loss_scale', 'bfloat16_bn_float32',
-                 'bfloat16_stem8', 'bfloat16_nhwc']
+# --allow_cpu: the code paths of the precision part (the loss-scaled float16 step, a
+# model option, a process of its own for a flag group), ResNet-32 only.
+TINY_VARIANTS = ['float32', 'float16_loss_scale', 'bfloat16_stem8', 'bfloat16_nhwc']
 # The tests that compare runs bitwise, run by the deterministic part (and left out of
 # the tests part): DL2PA's failed on the first GPU run, by the last bit of 35 weights.
 DETERMINISM_TESTS = [
@@ -487,7 +489,9 @@ def run_tests(runner: Runner, timeout: float) -> dict:
   if workers:
     # Each worker is a JAX process: memory on demand instead of 75% of the GPU each.
     env['XLA_PYTHON_CLIENT_PREALLOCATE'] = 'false'
-    extra += ['-n', str(workers), '--dist=loadscope']
+    # One test at a time to whichever worker is free: TrainTest alone holds half of the
+    # time, so --dist=loadscope (a class per worker) would leave it to one.
+    extra += ['-n', str(workers), '--dist=worksteal']
   else:
     extra += ['-p', 'no:xdist']
   result = run_pytest(runner, tests, timeout, env, tuple(extra))
