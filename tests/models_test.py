@@ -249,32 +249,33 @@ class PrecisionOptionsTest(parameterized.TestCase):
   """The ResNets' options for measuring mixed precision (experiments/bench_precision.py):
   the first convolution's input padded to 4 / 8 channels, BatchNorm's own dtype."""
 
-  @parameterized.named_parameters(
-      (k, *TINY[k]) for k in ('cifar_resnet', 'resnet_basic', 'resnet_bottleneck'))
+  # Both stems (CifarResNet's 3x3, ResNet's 7x7 stride 2), one padding each.
+  @parameterized.named_parameters(('cifar_resnet', *TINY['cifar_resnet'], 4),
+                                  ('resnet_basic', *TINY['resnet_basic'], 8))
   @pytest.mark.device
-  def test_padded_stem_is_the_same_network(self, name, size, kwargs):
+  def test_padded_stem_is_the_same_network(self, name, size, kwargs, channels):
     # Full float32 products, so that on a GPU neither side runs on TF32 (the padded and
     # the 3-channel convolution may take different kernels).
     with jax.default_matmul_precision('float32'):
-      self.check_padded_stem(name, size, kwargs)
+      self.check_padded_stem(name, size, kwargs, channels)
 
-  def check_padded_stem(self, name, size, kwargs):
+  def check_padded_stem(self, name, size, kwargs, channels):
     model = models.build(name, output_dim=5, **kwargs)
-    x, variables = _init(model, size)
+    # Batch 8: the reduced ImageNet ResNets' last BatchNorm normalises over B x 1 x 1
+    # values, where at batch 2 a difference in the last bit could be amplified.
+    x, variables = _init(model, size, batch=8)
     (loss, (z, updates)), grads = _loss_and_grads(model, variables, x)
-    for channels in (4, 8):
-      padded = models.build(name, output_dim=5, stem_channels=channels, **kwargs)
-      shapes = jax.eval_shape(lambda m=padded: m.init(jax.random.PRNGKey(1), x,
-                                                      train=False))
-      self.assertEqual(jax.tree.map(lambda a: (a.shape, a.dtype), shapes),
-                       jax.tree.map(lambda a: (a.shape, a.dtype), variables))
-      (loss_p, (z_p, updates_p)), grads_p = _loss_and_grads(padded, variables, x)
-      # The zeros add exact zeros: only the order of the sums may differ.
-      np.testing.assert_allclose(loss_p, loss, rtol=1e-4)
-      np.testing.assert_allclose(z_p, z, rtol=1e-4, atol=1e-4)
-      for a, b in zip(jax.tree.leaves((grads_p, updates_p)),
-                      jax.tree.leaves((grads, updates))):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    padded = models.build(name, output_dim=5, stem_channels=channels, **kwargs)
+    shapes = jax.eval_shape(lambda: padded.init(jax.random.PRNGKey(1), x, train=False))
+    self.assertEqual(jax.tree.map(lambda a: (a.shape, a.dtype), shapes),
+                     jax.tree.map(lambda a: (a.shape, a.dtype), variables))
+    (loss_p, (z_p, updates_p)), grads_p = _loss_and_grads(padded, variables, x)
+    # The zeros add exact zeros: only the order of the sums may differ.
+    np.testing.assert_allclose(loss_p, loss, rtol=1e-4)
+    np.testing.assert_allclose(z_p, z, rtol=1e-4, atol=1e-4)
+    for a, b in zip(jax.tree.leaves((grads_p, updates_p)),
+                    jax.tree.leaves((grads, updates))):
+      np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
   @parameterized.named_parameters(
       (k, *TINY[k]) for k in ('cifar_resnet', 'resnet_basic'))
