@@ -536,6 +536,9 @@ def run_precision(runner: Runner, timeout: float) -> dict:
                                                              for g in order[i:])
     if seconds < MIN_PART_S:
       result['groups'][group] = {'status': 'skipped: time budget'}
+      result['variants'].update(
+          {f'{c}/{n}': {'case': c, 'variant': n, 'skipped': 'time budget'}
+           for n in names for c in cases if bench_precision.VARIANTS[n].group == group})
       continue
     env = dict(runner.env, XLA_FLAGS=bench_precision.group_xla_flags(
         group, runner.env.get('XLA_FLAGS', '')))
@@ -599,13 +602,16 @@ def precision_table(p: dict) -> str:
       r = variants.get(f'{case}/{name}', {})
       cells += [_rate(r).replace('|', '/'), str(r.get('compile_s', ''))]
     lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
-  first = next(iter(variants.values()))
-  shape = ', '.join(f'{c} batch {r["batch"]} at {r["image_size"]} px'
+  shapes = []
+  for case in cases:  # From any measured variant of the case (all have its shape).
+    r = next((r for k, r in variants.items()
+              if k.startswith(f'{case}/') and 'windows' in r), None)
+    if r:
+      shapes.append(f'{case} batch {r["batch"]} at {r["image_size"]} px'
                     + (' (reduced)' if 'reduced' in r else '')
-                    for c in cases for k, r in variants.items()
-                    if k == f'{c}/float32' and 'batch' in r)
-  note = f'Steps of {shape}; ' if shape else ''
-  return ('\n'.join(lines) + f'\n\n{note}timed windows: {first.get("windows", "?")}.\n')
+                    + f', timed windows {r["windows"]}')
+  note = f'\nSteps of {"; ".join(shapes)}.\n' if shapes else ''
+  return '\n'.join(lines) + '\n' + note
 
 
 def summary(report: dict) -> str:
