@@ -19,6 +19,7 @@ and kernel gradients; the last is the default. `--layers` times one conv per Res
 stage. Prints one JSON object per line.
 """
 
+import dataclasses
 import functools
 import json
 import os
@@ -26,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from absl import app
 from absl import flags
@@ -59,11 +60,36 @@ def define_flags():
                     'all native, with it).')
 
 
-def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int,
-               batch: int = 0, size: int = 0, model_kwargs: Optional[dict] = None) -> dict:
-  """One case of CASES; `batch`, `size` (0: the case's) and `model_kwargs` (passed to
-  models.build) shrink it for a smoke run."""
+@dataclasses.dataclass
+class Step:
+  """A compiled-on-first-call train step of one case and what it is called with."""
+  fn: Callable  # jit(shard_map(step)); donates its first argument
+  args: tuple   # (state, data, protos)
+  case: str
+  dtype: str
+  batch: int
+  size: int
+
+
+def make_step(case: str, dtype: str, dim: int, batch: int = 0, size: int = 0,
+              model_kwargs: Optional[dict] = None, step_fn: Optional[Callable] = None,
+              state: Any = None) -> Step:
+  """The trainer's step for one case of CASES on synthetic data, ready to run.
+
+  Args:
+    case: a CASES key.
+    dtype: the computation dtype, 'float32', 'bfloat16' or 'float16' (float16 only for
+      benchmarks: the trainer has no loss scaling, see bench_precision.py).
+    dim: output dimension (prototypes of 100 classes).
+    batch, size: 0 for the case's; smaller for a smoke run.
+    model_kwargs: passed to models.build (e.g. a reduced network, norm_dtype).
+    step_fn: a per-device step in place of the trainer's
+      (`input_pipeline.resident_train_step` around `train.train_step`), called with
+      the keywords global_batch, augment, model, tx, objective, mean and std.
+    state: the initial TrainState (default: created here, which compiles the init).
+  """
   import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from hyperproto import config_lib, input_pipeline, models, objectives, optim, parallel, prototypes, train  # pylint: disable=g-import-not-at-top,g-multiple-import
 
@@ -74,38 +100,67 @@ def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int,
                                    num_classes=num_classes)
   protos = objective.prototypes(prototypes.place('auto', num_classes, dim))
   mesh = parallel.make_mesh(1)
-  model = models.build(backbone, output_dim=objective.output_dim, dtype=dtype,
+  model = models.build(backbone, output_dim=objective.output_dim,
+                       dtype='float32' if dtype == 'float16' else dtype,
                        axis_name=parallel.AXIS, **(model_kwargs or {}))
+  if dtype == 'float16':  # models.build refuses it: see the docstring.
+    model = model.clone(backbone=model.backbone.clone(dtype=jnp.float16))
   config = config_lib.paper_recipe(config_lib.base_config())  # SGD 0.9, wd 1e-4, steps
   config.lr = 0.01
   tx = optim.optimizer(config, num_steps=1000, steps_per_epoch=100)
   lr = optim.learning_rate(config, num_steps=1000, steps_per_epoch=100)
-  state = train.create_train_state(jax.random.PRNGKey(0), model, tx, (size, size, 3), mesh)
+  if state is None:
+    state = train.create_train_state(jax.random.PRNGKey(0), model, tx, (size, size, 3),
+                                     mesh)
   rng = np.random.default_rng(0)
   n = batch * 4
   data = parallel.replicate({
       'image': rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
       'label': rng.integers(0, num_classes, n).astype(np.int32)}, mesh)
-  step = parallel.map_step(
-      functools.partial(input_pipeline.resident_train_step, global_batch=batch,
-                        augment=augment, train_step=functools.partial(
-                            train.train_step, model=model, tx=tx, objective=objective,
-                            mean=(0.5,) * 3, std=(0.25,) * 3, learning_rate=lr)),
+  step_kwargs = dict(model=model, tx=tx, objective=objective, mean=(0.5,) * 3,
+                     std=(0.25,) * 3)
+  if step_fn is None:  # The trainer's: train_step on the batch gathered on the device.
+    step_fn = functools.partial(
+        input_pipeline.resident_train_step,
+        train_step=functools.partial(train.train_step, learning_rate=lr, **step_kwargs))
+  else:
+    step_fn = functools.partial(step_fn, **step_kwargs)
+  fn = parallel.map_step(
+      functools.partial(step_fn, global_batch=batch, augment=augment),
       mesh, batch_argnums=(), donate_argnums=(0,))
-  protos = parallel.replicate(protos, mesh)
-  t = time.perf_counter()
-  state, sums = step(state, data, protos)
-  jax.block_until_ready(sums)
-  compile_s = time.perf_counter() - t
+  return Step(fn=fn, args=(state, data, parallel.replicate(protos, mesh)), case=case,
+              dtype=dtype, batch=batch, size=size)
+
+
+def time_step(fn: Callable, args: tuple, steps: int, repeats: int, batch: int
+              ) -> tuple[list[float], tuple]:
+  """images/s of `repeats` windows of `steps` calls (one block_until_ready per window),
+  and the arguments to go on with (the first one is donated and replaced each call)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  carry, rest = args[0], args[1:]
   rates = []
   for _ in range(repeats):
     t = time.perf_counter()
     for _ in range(steps):
-      state, sums = step(state, data, protos)
-    jax.block_until_ready((state, sums))
+      carry, sums = fn(carry, *rest)
+    jax.block_until_ready((carry, sums))
     rates.append(steps * batch / (time.perf_counter() - t))
-  return dict(impl='hyperproto', case=case, dtype=dtype, batch=batch, image_size=size,
-              images_per_s=round(statistics.median(rates), 1),
+  return rates, (carry, *rest)
+
+
+def bench_ours(case: str, dtype: str, steps: int, repeats: int, dim: int,
+               batch: int = 0, size: int = 0, model_kwargs: Optional[dict] = None) -> dict:
+  """One case of CASES; `batch`, `size` (0: the case's) and `model_kwargs` (passed to
+  models.build) shrink it for a smoke run."""
+  import jax  # pylint: disable=g-import-not-at-top
+  step = make_step(case, dtype, dim, batch, size, model_kwargs)
+  t = time.perf_counter()
+  state, sums = step.fn(*step.args)
+  jax.block_until_ready(sums)
+  compile_s = time.perf_counter() - t
+  rates, _ = time_step(step.fn, (state, *step.args[1:]), steps, repeats, step.batch)
+  return dict(impl='hyperproto', case=case, dtype=dtype, batch=step.batch,
+              image_size=step.size, images_per_s=round(statistics.median(rates), 1),
               compile_s=round(compile_s, 2), devices=str(jax.devices()[0].platform),
               jax=jax.__version__)
 

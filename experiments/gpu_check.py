@@ -4,37 +4,45 @@ r"""One command that measures the whole accelerator path in a few minutes.
   python experiments/gpu_check.py --out=DIR           # with the dependencies installed
   python experiments/gpu_check.py --allow_cpu --out=DIR   # the same parts, tiny, on a CPU
 
-Parts, in this order, on whatever accelerator JAX sees:
-  devices    device kind, memory, jax/jaxlib and package versions, nvidia-smi, then
-             `python -m hyperproto.check_devices` (an all-reduce over every device);
-  benchmark  experiments/benchmark.py's step: ResNet-32 CIFAR batch 128 in float32 and
-             bfloat16, ResNet-34 at 224 batch 64 in bfloat16 (images/s, compile s);
-  deterministic  the float32 ResNet-32 step again with --xla_gpu_deterministic_ops=true
-             (what main.py --deterministic sets): its cost in speed;
+Parts, in this order (what has never run on a GPU first, then the speed parts), on
+whatever accelerator JAX sees:
+  devices    device kind, memory, jax/jaxlib and package versions, nvidia-smi, JAX's
+             backends, then `python -m hyperproto.check_devices` (an all-reduce);
+  deterministic  with XLA_FLAGS --xla_gpu_deterministic_ops=true (what main.py
+             --deterministic sets): the float32 ResNet-32 step (its cost in speed, as a
+             ratio to the precision part's float32), then DETERMINISM_TESTS (DL2PA's
+             bitwise resume, which failed in the last bit on the first GPU run);
+  tests      `pytest -m device` (train step, shard_map/pmap, bfloat16, resume,
+             on-device input; tests needing more devices than there are skip) with
+             JAX_PLATFORMS set to the backends the devices part found (e.g. cuda,cpu:
+             tests/conftest.py runs them on the CPU otherwise), in parallel workers
+             (pytest-xdist, one per 2 host cores, at most 8, each test to whichever
+             worker is free) where it is installed;
+  precision  experiments/bench_precision.py: the ResNet-32 (CIFAR, batch 128) and
+             ResNet-34 (224 px, batch 64) train steps under each candidate cause of
+             bfloat16's slowness (matmul precision, BatchNorm dtype, padded stem, float16
+             with loss scaling, convolution layout and autotuning flags: one process per
+             XLA_FLAGS group): images/s and the ratio to float32;
   train      `train.train_and_evaluate` with configs/cifar100.py (the paper recipe) on
              synthetic data of CIFAR-100's shape (50,000 32x32 uint8, 100 classes) for
              --train_steps steps: steady images/s, first step and final evaluation
              seconds (from the run's metrics.jsonl), and the projected time of the
              250-epoch recipe;
   input      the 224 streaming pipeline (JPEG decode + RandomResizedCrop + flip, grain)
-             with one worker per host core: images/s, train and eval;
-  tests      `pytest -m device` on the accelerator (train step, shard_map/pmap, bfloat16,
-             resume, on-device input; tests needing more devices than there are skip),
-             last, with all the time the others left; with XLA_FLAGS
-             --xla_gpu_deterministic_ops=true (tests/conftest.py), which the tests that
-             compare runs bitwise need on a GPU.
+             with one worker per host core: images/s, train and eval.
 
-Each part runs in its own process, one after another: a process of JAX takes 75% of a
-GPU's memory, a crash or hang stays in its part, and a part past its time gets Ctrl-C,
-then SIGKILL 15 s later (so pytest still reports the failures it saw).
+Each part runs in processes of its own, one after another: a process of JAX takes 75% of
+a GPU's memory, a crash or hang stays in its part, and a process past its time gets
+Ctrl-C, then SIGKILL 15 s later (so pytest still reports the failures it saw).
 Part i gets (time left) x share_i / (shares of parts i..end), so time a part leaves
 unused goes to the rest and the whole keeps to --budget_s; a part that would get less
 than 10 s is skipped ('skipped: time budget'). Each part's result or error (with the tail
 of its traceback) goes to DIR/gpu_check.json, rewritten after every part; DIR/gpu_check.md
-is the summary (also printed) and DIR/gpu_check.log every part's output.
+is the summary (also printed) and DIR/gpu_check.log every process's output.
 """
 
 import datetime
+import importlib.util
 import json
 import os
 import shlex
@@ -55,32 +63,63 @@ from absl import flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # configs/, experiments/ and hyperproto/ from a checkout.
 
+from experiments import bench_precision  # pylint: disable=g-import-not-at-top,wrong-import-position
+from experiments import time_limit  # pylint: disable=g-import-not-at-top,wrong-import-position
+from hyperproto import xla_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 _OUT = flags.DEFINE_string('out', None, 'Folder for gpu_check.json / .md / .log.')
 _BUDGET = flags.DEFINE_float('budget_s', 420.0, 'Time budget of the whole run (s).')
 _ALLOW_CPU = flags.DEFINE_bool('allow_cpu', False, 'Tiny versions of the parts, and no '
                                'error when JAX sees only a CPU (the suite runs this).')
 _ONLY = flags.DEFINE_list('only', [], 'Run only these parts (default: all).')
 _TESTS = flags.DEFINE_list('tests', None, 'What the tests part gives pytest, with '
-                           '-m device (default: tests/, all of them; with --allow_cpu, '
-                           'CPU_TESTS, a quick two).')
+                           '-m device (default: tests/, all of them but the '
+                           'deterministic part\'s; with --allow_cpu, CPU_TESTS[1:]).')
+_WORKERS = flags.DEFINE_integer('test_workers', -1, 'pytest-xdist workers of the tests '
+                                'part (-1: one per 2 host cores, at most 8, where '
+                                'pytest-xdist is installed, none with --allow_cpu).')
+_PRECISION_CASES = flags.DEFINE_list('precision_cases', None, 'Cases of the precision '
+                                     'part (default: resnet32,resnet34; --allow_cpu: '
+                                     'resnet32).')
+_PRECISION_VARIANTS = flags.DEFINE_list('precision_variants', None, 'Its variants '
+                                        '(default: all of bench_precision.VARIANTS; '
+                                        '--allow_cpu: TINY_VARIANTS).')
+_COMPILE_THREADS = flags.DEFINE_integer('compile_threads', 4, 'Variants the precision '
+                                        'part compiles at once.')
 _TRAIN_STEPS = flags.DEFINE_integer('train_steps', 0, 'Steps of the train part '
                                     '(0: 1000 on an accelerator, 8 with --allow_cpu).')
 _CHILD = flags.DEFINE_string('child', None, 'Internal: run this part here, write its '
                              'results to --child_out.')
 _CHILD_OUT = flags.DEFINE_string('child_out', None, 'Internal.')
+_CHILD_GROUP = flags.DEFINE_string('child_group', 'default', 'Internal: the precision '
+                                   'group the child runs.')
+_CHILD_SECONDS = flags.DEFINE_float('child_seconds', 0.0, 'Internal: the child\'s time.')
 
 # name: share of the time budget, in the order the parts run. From the first run on one
-# H200 (2026-11-30, budget 400 s): devices 8.5 s, benchmark 82 s, train 39 s, input 35 s;
-# the 41 device tests did not fit in 115 s, so they run last and get what is left.
-SHARES = {'devices': 0.04, 'benchmark': 0.26, 'deterministic': 0.07, 'train': 0.14,
-          'input': 0.12, 'tests': 0.44}
+# H200 (2026-11-30, budget 400 s): devices 8.5 s, the three steps of the old benchmark
+# part 82 s (compilation 9-15 s each), train 39 s, input 35 s, the first 18 device tests
+# in 115 s in one process, the same 18 about 8x faster than on this 2-core CPU (busy).
+# Estimates from there (the CPU's times of every device test: docs/performance.md): the
+# deterministic part ~70 s (a step, DL2PA's reference run and its resume), the other
+# device tests ~450 s in one process, so ~100 s in 8 workers; the precision part's 22
+# steps compiled 4 at a time, ~130 s.
+SHARES = {'devices': 0.03, 'deterministic': 0.17, 'tests': 0.25, 'precision': 0.31,
+          'train': 0.13, 'input': 0.11}
 MIN_PART_S = 10.0
 GRACE_S = 15.0  # between the Ctrl-C at a part's time limit and the SIGKILL
 RECIPE_EPOCHS = 250  # configs/cifar100.py (config_lib.paper_recipe)
 # --allow_cpu: reduced instances of the same networks (and XLA's optimisations off).
-TINY_MODELS = {'resnet32': dict(depth=8),
-               'resnet34': dict(stage_sizes=(1, 1, 1, 1), width=8, pool_size=None)}
-CPU_TESTS = [
+TINY_MODELS = bench_precision.TINY_MODELS
+# --allow_cpu: the code paths of the precision part (the loss-scaled float16 step, a
+# model option, a process of its own for a flag group), ResNet-32 only.
+TINY_VARIANTS = ['float32', 'float16_loss_scale', 'bfloat16_stem8', 'bfloat16_nhwc']
+# The tests that compare runs bitwise, run by the deterministic part (and left out of
+# the tests part): DL2PA's failed on the first GPU run, by the last bit of 35 weights.
+DETERMINISM_TESTS = [
+    'tests/dl2pa_test.py::EndToEndTest::test_checkpointed_state',
+    'tests/dl2pa_test.py::EndToEndTest::'
+    'test_sigterm_then_resume_is_bitwise_the_uninterrupted_run']
+CPU_TESTS = [  # --allow_cpu: the first for the deterministic part, the rest for tests.
     'tests/device_input_test.py::DeviceInputTest::'
     'test_each_epoch_is_a_permutation_cut_into_batches',
     'tests/device_input_test.py::DeviceInputTest::'
@@ -106,6 +145,7 @@ def part_devices(out: dict, emit: Callable[[], None]) -> None:
              local_devices=[str(d) for d in jax.local_devices()],
              jax=jax.__version__, jaxlib=jaxlib.__version__,
              python=sys.version.split()[0], host_cpus=os.cpu_count())
+  out['backends'] = _backends()
   try:
     limit = (device.memory_stats() or {}).get('bytes_limit')  # None on CPU
     out['memory_gib'] = round(limit / 2**30, 1) if limit else None
@@ -114,7 +154,8 @@ def part_devices(out: dict, emit: Callable[[], None]) -> None:
   versions = {}
   for name in ('flax', 'optax', 'orbax-checkpoint', 'numpy', 'tensorflow-datasets',
                'grain', 'array_record', 'ml-collections', 'tensorboardX', 'etils',
-               'protobuf', 'jax-cuda13-plugin', 'jax-cuda12-plugin'):
+               'protobuf', 'pytest', 'pytest-xdist', 'jax-cuda13-plugin',
+               'jax-cuda12-plugin'):
     try:
       versions[name] = importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
@@ -128,30 +169,58 @@ def part_devices(out: dict, emit: Callable[[], None]) -> None:
   emit()
 
 
-def part_benchmark(out: dict, emit: Callable[[], None],
-                   cases=(('resnet32', 'float32'), ('resnet32', 'bfloat16'),
-                          ('resnet34', 'bfloat16'))) -> None:
-  from experiments import benchmark  # pylint: disable=g-import-not-at-top
-  tiny = _ALLOW_CPU.value
-  for case, dtype in cases:
-    key = f'{case}_{dtype}'
-    try:
-      if tiny:  # The same step on a few images through reduced networks.
-        kwargs = dict(batch=8, size=32, model_kwargs=TINY_MODELS[case])
-        steps, repeats = 2, 1
-      else:
-        kwargs = {}
-        steps, repeats = (50, 5) if case == 'resnet32' else (20, 5)
-      out[key] = benchmark.bench_ours(case, dtype, steps, repeats, dim=64, **kwargs)
-      if tiny:
-        out[key]['model_kwargs'] = TINY_MODELS[case]
-    except Exception as e:  # pylint: disable=broad-except
-      out[key] = {'error': f'{type(e).__name__}: {e}',
-                  'traceback_tail': _tail(traceback.format_exc())}
+def _backends() -> Optional[list[str]]:
+  """The backends JAX started, the default first (e.g. ['cuda', 'cpu']): what
+  JAX_PLATFORMS must name so that a test process starts them or fails (never falls
+  back to the CPU in silence). JAX's private registry: None if it moved."""
+  try:
+    from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
+    names = list(xla_bridge.backends())
+  except Exception:  # pylint: disable=broad-except
+    return None
+  return sorted(names, key=lambda name: name == 'cpu')
+
+
+def _precision(out: dict, emit: Callable[[], None], cases, names) -> None:
+  """bench_precision.run_group for this child's group, into out['variants'], stopping
+  before a wave of compilations the child's time would not fit."""
+  start = time.time()
+  seconds = _CHILD_SECONDS.value or float('inf')
+  out.update(group=_CHILD_GROUP.value, xla_flags=os.environ.get('XLA_FLAGS', ''),
+             variants={})
+  emit()
+
+  def report(key, result):
+    out['variants'][key] = result
     emit()
-  failed = [k for k, v in out.items() if 'error' in v]
+
+  # Stop starting waves with the last tenth (the Ctrl-C comes before the end) left.
+  bench_precision.run_group(_CHILD_GROUP.value, cases, names, tiny=_ALLOW_CPU.value,
+                            compile_threads=_COMPILE_THREADS.value,
+                            deadline=start + 0.85 * seconds, report=report)
+  failed = [k for k, v in out['variants'].items() if 'error' in v]
   if failed:
     out['error'] = f'failed: {", ".join(failed)}'
+
+
+def precision_cases() -> list[str]:
+  return _PRECISION_CASES.value or (['resnet32'] if _ALLOW_CPU.value
+                                    else list(bench_precision.CASES))
+
+
+def precision_variants() -> list[str]:
+  return _PRECISION_VARIANTS.value or (TINY_VARIANTS if _ALLOW_CPU.value
+                                       else list(bench_precision.VARIANTS))
+
+
+def part_precision(out: dict, emit: Callable[[], None]) -> None:
+  _precision(out, emit, precision_cases(), precision_variants())
+
+
+def part_deterministic(out: dict, emit: Callable[[], None]) -> None:
+  """The float32 ResNet-32 step, in a process whose XLA_FLAGS make every op
+  deterministic (what `main.py --deterministic` sets): its cost in speed."""
+  _precision(out, emit, ['resnet32'], ['float32'])
 
 
 class _MetricsFollower:
@@ -290,16 +359,8 @@ def part_input(out: dict, emit: Callable[[], None]) -> None:
   emit()
 
 
-def part_deterministic(out: dict, emit: Callable[[], None]) -> None:
-  """The float32 ResNet-32 step again, in a process whose XLA_FLAGS make every op
-  deterministic (what `main.py --deterministic` sets): its cost in speed."""
-  out['xla_flags'] = os.environ.get('XLA_FLAGS', '')
-  part_benchmark(out, emit, cases=(('resnet32', 'float32'),))
-
-
-CHILD_PARTS = {'devices': part_devices, 'benchmark': part_benchmark,
-               'deterministic': part_deterministic, 'train': part_train,
-               'input': part_input}
+CHILD_PARTS = {'devices': part_devices, 'deterministic': part_deterministic,
+               'precision': part_precision, 'train': part_train, 'input': part_input}
 
 
 def run_child(name: str, path: str) -> None:
@@ -335,6 +396,7 @@ class Runner:
     self.out_dir, self.deadline, self.env = out_dir, deadline, env
     self.log_path = os.path.join(out_dir, 'gpu_check.log')
     open(self.log_path, 'w').close()
+    self.platforms = None  # JAX_PLATFORMS for the tests: what the devices part found
 
   def left(self) -> float:
     return self.deadline - time.monotonic()
@@ -345,22 +407,12 @@ class Runner:
     with open(self.log_path, 'a') as log:
       log.write(f'\n===== {shlex.join(cmd)} (timeout {timeout:.0f} s)\n')
     with tempfile.TemporaryFile('w+') as buf:
-      # A session of its own, so a timeout kills grain's workers and pytest's children.
-      proc = subprocess.Popen(cmd, stdout=buf, stderr=subprocess.STDOUT, cwd=ROOT,
-                              env=env or self.env, start_new_session=True, text=True)
       # At the time limit, Ctrl-C first (pytest then reports what it ran, failures with
       # their tracebacks, and writes its XML), SIGKILL after a grace period.
       grace = min(GRACE_S, timeout / 10)
-      try:
-        rc = proc.wait(timeout=max(timeout - grace, 1.0))
-      except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-          proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-          os.killpg(proc.pid, signal.SIGKILL)
-          proc.wait()
-        rc = None
+      rc = time_limit.run(cmd, timeout - grace, stop_signal=signal.SIGINT, grace_s=grace,
+                          stdout=buf, stderr=subprocess.STDOUT, cwd=ROOT,
+                          env=env or self.env, text=True)
       buf.seek(0)
       output = buf.read()
     with open(self.log_path, 'a') as log:
@@ -368,11 +420,13 @@ class Runner:
       log.write(f'===== exit {rc if rc is not None else "timeout"}\n')
     return rc, output
 
-  def child(self, name: str, timeout: float, env: Optional[dict] = None) -> dict:
+  def child(self, name: str, timeout: float, env: Optional[dict] = None,
+            args: tuple[str, ...] = ()) -> dict:
     path = os.path.join(tempfile.gettempdir(), f'gpu_check_{os.getpid()}_{name}.json')
     forwarded = [a for a in sys.argv[1:] if not a.startswith(('--child', '--only'))]
     rc, output = self.run([sys.executable, os.path.abspath(__file__), f'--child={name}',
-                           f'--child_out={path}'] + forwarded, timeout, env=env)
+                           f'--child_out={path}', f'--child_seconds={timeout:.0f}',
+                           *args, *forwarded], timeout, env=env)
     result = {}
     if os.path.exists(path):
       with open(path) as f:
@@ -385,21 +439,22 @@ class Runner:
       result['traceback_tail'] = _tail(output)
     return result
 
+  def test_env(self) -> dict:
+    """The tests' environment: JAX_PLATFORMS naming the backends the devices part found
+    (tests/conftest.py sets cpu otherwise); '' (JAX's choice) if it did not run."""
+    return dict(self.env, JAX_PLATFORMS=','.join(self.platforms or []))
 
-def run_tests(runner: Runner, timeout: float) -> dict:
-  """`pytest -m device` on the accelerator; per-test outcomes from its JUnit XML."""
-  tests = _TESTS.value or (CPU_TESTS if _ALLOW_CPU.value else ['tests'])
+
+def run_pytest(runner: Runner, tests: list[str], timeout: float, env: dict,
+               extra: tuple[str, ...] = ()) -> dict:
+  """`pytest -m device` on `tests`; per-test outcomes from its JUnit XML."""
   xml = os.path.join(tempfile.gettempdir(), f'gpu_check_{os.getpid()}_tests.xml')
   cmd = [sys.executable, '-m', 'pytest', *tests, '-m', 'device', '-o', 'addopts=',
-         '-p', 'no:cacheprovider', '-p', 'no:xdist', '--continue-on-collection-errors',
-         '-v', f'--junitxml={xml}']
-  env = dict(runner.env)
-  if not _ALLOW_CPU.value:
-    # tests/conftest.py defaults JAX_PLATFORMS to cpu; '' lets JAX take the accelerator
-    # (and keeps the CPU backend, which the host-side code asks for).
-    env['JAX_PLATFORMS'] = ''
+         '-p', 'no:cacheprovider', *extra, '--continue-on-collection-errors', '-v',
+         f'--junitxml={xml}']
   rc, output = runner.run(cmd, timeout, env=env)
-  result = {'command': shlex.join(cmd[1:]), 'exit_code': rc}
+  result = {'command': shlex.join(cmd[1:]), 'jax_platforms': env.get('JAX_PLATFORMS'),
+            'exit_code': rc}
   if os.path.exists(xml):
     cases = ElementTree.parse(xml).getroot().iter('testcase')
     counts = dict(passed=0, failed=0, skipped=0)
@@ -436,9 +491,99 @@ def run_tests(runner: Runner, timeout: float) -> dict:
   return result
 
 
+def test_workers() -> int:
+  if _WORKERS.value >= 0:
+    return _WORKERS.value
+  if _ALLOW_CPU.value or importlib.util.find_spec('xdist') is None:
+    return 0
+  return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
+def run_tests(runner: Runner, timeout: float) -> dict:
+  """Every `device` test but the deterministic part's, on the accelerator."""
+  if _TESTS.value:
+    tests, extra = _TESTS.value, []
+  elif _ALLOW_CPU.value:
+    tests, extra = CPU_TESTS[1:], []
+  else:
+    tests = ['tests']
+    extra = [a for test in DETERMINISM_TESTS for a in ('--deselect', test)]
+  env = runner.test_env()
+  workers = test_workers()
+  if workers:
+    # Each worker is a JAX process: memory on demand instead of 75% of the GPU each.
+    env['XLA_PYTHON_CLIENT_PREALLOCATE'] = 'false'
+    # One test at a time to whichever worker is free: TrainTest alone holds half of the
+    # time, so --dist=loadscope (a class per worker) would leave it to one.
+    extra += ['-n', str(workers), '--dist=worksteal']
+  else:
+    extra += ['-p', 'no:xdist']
+  result = run_pytest(runner, tests, timeout, env, tuple(extra))
+  result['workers'] = workers
+  return result
+
+
+def run_deterministic(runner: Runner, timeout: float) -> dict:
+  """The step's speed and DETERMINISM_TESTS, both with --xla_gpu_deterministic_ops."""
+  env = dict(runner.env, XLA_FLAGS=xla_flags.with_deterministic(
+      runner.env.get('XLA_FLAGS', '')))
+  start = time.monotonic()
+  result = runner.child('deterministic', timeout * 0.4, env=env)
+  tests = CPU_TESTS[:1] if _ALLOW_CPU.value else DETERMINISM_TESTS
+  test_env = dict(runner.test_env(), XLA_FLAGS=env['XLA_FLAGS'])
+  result['tests'] = run_pytest(runner, tests, timeout - (time.monotonic() - start),
+                               test_env, ('-p', 'no:xdist'))
+  if 'error' in result['tests']:
+    result['error'] = '; '.join(x for x in (result.get('error'),
+                                            f'tests: {result["tests"]["error"]}') if x)
+  return result
+
+
+def run_precision(runner: Runner, timeout: float) -> dict:
+  """bench_precision's variants, one child process per XLA_FLAGS group, each with a
+  share of the part's time in proportion to 2 + its variants (a process's start-up and
+  its float32 parameters cost about what two variants do)."""
+  cases, names = precision_cases(), precision_variants()
+  unknown = (set(cases) - set(bench_precision.CASES)) | (set(names) -
+                                                       set(bench_precision.VARIANTS))
+  if unknown:
+    return {'error': f'unknown cases or variants {sorted(unknown)}'}
+  groups = {}
+  for name in names:
+    group = bench_precision.VARIANTS[name].group
+    groups[group] = groups.get(group, 2) + len(cases)
+  order = list(groups)
+  result = {'cases': cases, 'groups': {}, 'variants': {}}
+  end = time.monotonic() + timeout
+  for i, group in enumerate(order):
+    seconds = (end - time.monotonic()) * groups[group] / sum(groups[g]
+                                                             for g in order[i:])
+    if seconds < MIN_PART_S:
+      result['groups'][group] = {'status': 'skipped: time budget'}
+      result['variants'].update(
+          {f'{c}/{n}': {'case': c, 'variant': n, 'skipped': 'time budget'}
+           for n in names for c in cases if bench_precision.VARIANTS[n].group == group})
+      continue
+    env = dict(runner.env, XLA_FLAGS=bench_precision.group_xla_flags(
+        group, runner.env.get('XLA_FLAGS', '')))
+    child = runner.child('precision', seconds, env=env, args=(f'--child_group={group}',))
+    result['variants'].update(child.pop('variants', {}))
+    child['status'] = 'error' if 'error' in child else 'ok'
+    result['groups'][group] = child
+  bench_precision.with_ratios(result['variants'])
+  order = [f'{c}/{n}' for n in names for c in cases]
+  result['variants'] = dict(sorted(result['variants'].items(),
+                                   key=lambda kv: order.index(kv[0])))
+  failed = [g for g, r in result['groups'].items() if r['status'] == 'error']
+  if failed:
+    result['error'] = f'failed: {", ".join(failed)} (see groups)'
+  return result
+
+
 def run_devices(runner: Runner, timeout: float) -> dict:
   start = time.monotonic()
   result = runner.child('devices', timeout * 0.6)
+  runner.platforms = result.get('backends')
   rc, output = runner.run([sys.executable, '-m', 'hyperproto.check_devices'],
                           timeout - (time.monotonic() - start))
   lines = [l for l in output.splitlines() if l.startswith('{')]
@@ -450,6 +595,47 @@ def run_devices(runner: Runner, timeout: float) -> dict:
   if not result['check_devices'].get('ok'):
     result.setdefault('error', 'check_devices failed (see check_devices)')
   return result
+
+
+def _tests_cell(p: dict) -> str:
+  return (f'{p.get("passed", 0)} passed, {p.get("failed", 0)} failed, '
+          f'{p.get("skipped", 0)} skipped' + ''.join(
+              f'; FAILED {f["test"]}' for f in p.get('failures', [])))
+
+
+def _rate(r: dict) -> str:
+  if 'images_per_s' in r:
+    ratio = r.get('ratio_to_float32')
+    return f'{r["images_per_s"]}' + (f' ({ratio:.2f}x)' if ratio is not None else '')
+  return r.get('error') or (f'skipped: {r["skipped"]}' if 'skipped' in r else '')
+
+
+def precision_table(p: dict) -> str:
+  """The precision part's variants x cases: images/s (ratio to float32), compile s."""
+  variants = p.get('variants', {})
+  cases = p.get('cases') or sorted({k.split('/')[0] for k in variants})
+  names = list(dict.fromkeys(k.split('/')[1] for k in variants))
+  if not names:
+    return ''
+  lines = ['| variant | ' + ' | '.join(f'{c}: images/s (x float32) | compile s'
+                                       for c in cases) + ' |',
+           '|---|' + '---|---|' * len(cases)]
+  for name in names:
+    cells = []
+    for case in cases:
+      r = variants.get(f'{case}/{name}', {})
+      cells += [_rate(r).replace('|', '/'), str(r.get('compile_s', ''))]
+    lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+  shapes = []
+  for case in cases:  # From any measured variant of the case (all have its shape).
+    r = next((r for k, r in variants.items()
+              if k.startswith(f'{case}/') and 'windows' in r), None)
+    if r:
+      shapes.append(f'{case} batch {r["batch"]} at {r["image_size"]} px'
+                    + (' (reduced)' if 'reduced' in r else '')
+                    + f', timed windows {r["windows"]}')
+  note = f'\nSteps of {"; ".join(shapes)}.\n' if shapes else ''
+  return '\n'.join(lines) + '\n' + note
 
 
 def summary(report: dict) -> str:
@@ -470,29 +656,30 @@ def summary(report: dict) -> str:
       memory = p.get('memory_gib')
       return (f'jax {p.get("jax")}, jaxlib {p.get("jaxlib")}, memory '
               f'{"n/a" if memory is None else memory} GiB, host cores '
-              f'{p.get("host_cpus")}; '
+              f'{p.get("host_cpus")}, backends {",".join(p.get("backends") or [])}; '
               f'check_devices ok: {check.get("ok")}')
     if name == 'tests':
-      return (f'{p.get("passed", 0)} passed, {p.get("failed", 0)} failed, '
-              f'{p.get("skipped", 0)} skipped' + ''.join(
-                  f'; FAILED {f["test"]}' for f in p.get('failures', [])))
-    if name == 'benchmark':
-      cells = []
-      for key, r in p.items():
-        if isinstance(r, dict) and 'images_per_s' in r:
-          reduced = ', reduced' if 'model_kwargs' in r else ''
-          cells.append(f'{key} (batch {r["batch"]}, {r["image_size"]} px{reduced}): '
-                       f'{r["images_per_s"]} images/s, compile {r["compile_s"]} s')
-        elif isinstance(r, dict) and 'error' in r:
-          cells.append(f'{key}: {r["error"]}')
-      return '; '.join(cells)
+      return (_tests_cell(p) + f' (JAX_PLATFORMS={p.get("jax_platforms")}, '
+              f'{p.get("workers", 0)} workers)')
     if name == 'deterministic':
-      r = p.get('resnet32_float32', {})
-      base = parts.get('benchmark', {}).get('resnet32_float32', {}).get('images_per_s')
-      ratio = (f' ({r["images_per_s"] / base:.2f}x the benchmark part\'s)'
+      r = p.get('variants', {}).get('resnet32/float32', {})
+      base = parts.get('precision', {}).get('variants', {}).get(
+          'resnet32/float32', {}).get('images_per_s')
+      ratio = (f' ({r["images_per_s"] / base:.2f}x the precision part\'s float32)'
                if base and 'images_per_s' in r else '')
-      return (f'resnet32_float32 with --xla_gpu_deterministic_ops=true: '
-              f'{r.get("images_per_s")} images/s{ratio}')
+      return (f'resnet32 float32 step: {r.get("images_per_s", _rate(r))} images/s'
+              f'{ratio}; tests: {_tests_cell(p.get("tests", {}))}')
+    if name == 'precision':
+      measured = [r for r in p.get('variants', {}).values() if 'images_per_s' in r]
+      best = {}
+      for r in measured:
+        if r.get('ratio_to_float32') and r['variant'] != 'float32' and (
+            r['case'] not in best or r['ratio_to_float32'] > best[r['case']][1]):
+          best[r['case']] = (r['variant'], r['ratio_to_float32'])
+      return (f'{len(measured)} of {len(p.get("variants", {}))} variants measured; '
+              'fastest against float32: ' + ', '.join(
+                  f'{c} {v} {x:.2f}x' for c, (v, x) in best.items()) +
+              ' (table below)')
     if name == 'train':
       return (f'steady {p.get("steady_images_per_s")} images/s (batch '
               f'{p.get("batch_size")}, {p.get("steps")} steps), first step '
@@ -510,7 +697,14 @@ def summary(report: dict) -> str:
     body = fmt(name, p) if p.get('status') in ('ok', 'error') else ''
     cell = '; '.join(x for x in (body, text) if x).replace('|', '/')
     lines.append(f'| {name} | {p.get("status")} | {p.get("seconds", "")} | {cell} |')
+  table = precision_table(parts.get('precision', {}))
+  if table:
+    lines += ['', '## precision', '', table]
   return '\n'.join(lines) + '\n'
+
+
+RUNNERS = {'devices': run_devices, 'deterministic': run_deterministic,
+           'tests': run_tests, 'precision': run_precision}
 
 
 def main(argv):
@@ -552,13 +746,8 @@ def main(argv):
     print(f'[gpu_check] {name}: up to {timeout:.0f} s', flush=True)
     t = time.monotonic()
     try:
-      if name == 'devices':
-        result = run_devices(runner, timeout)
-      elif name == 'tests':
-        result = run_tests(runner, timeout)
-      elif name == 'deterministic':
-        flags_ = f'{env.get("XLA_FLAGS", "")} --xla_gpu_deterministic_ops=true'.strip()
-        result = runner.child(name, timeout, env=dict(env, XLA_FLAGS=flags_))
+      if name in RUNNERS:
+        result = RUNNERS[name](runner, timeout)
       else:
         result = runner.child(name, timeout)
     except Exception as e:  # pylint: disable=broad-except

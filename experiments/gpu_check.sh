@@ -17,16 +17,17 @@ PYTHON=${PYTHON:-python3}
 WHEELS=${HYPERPROTO_WHEELS:-$ROOT/.whl}
 SITE=${HYPERPROTO_SITE:-/tmp/hyperproto_site}
 
-# What the GPU image (Python 3.12, jax 0.11.2, flax, optax, orbax-checkpoint) lacks:
-# ml-collections, tensorflow-datasets, tensorboardX, grain, array_record and the
+# What the GPU image (Python 3.12, jax 0.11.2, flax, optax, orbax-checkpoint, pytest)
+# lacks: ml-collections, tensorflow-datasets, tensorboardX, grain, array_record and the
 # dependencies of these that it does not have, at the versions the suite runs here.
 # etils and protobuf are there, but maybe older than tensorflow-datasets needs.
+# pytest-xdist (and execnet): gpu_check's tests part runs the device tests in workers.
 PINS=(
   array_record==0.8.6 dm-tree==0.1.10 docstring-parser==0.18.0 etils==1.15.0
-  googleapis-common-protos==1.76.0 grain==0.2.18 immutabledict==4.3.1
+  execnet==2.1.2 googleapis-common-protos==1.76.0 grain==0.2.18 immutabledict==4.3.1
   importlib-resources==7.1.0 ml-collections==1.1.0 portpicker==1.6.0 protobuf==7.36.2
-  simple-parsing==0.1.9 tensorboardX==2.6.5 tensorflow-datasets==4.9.10
-  tensorflow-metadata==1.21.0 termcolor==3.3.0 toml==0.10.2
+  pytest-xdist==3.8.0 simple-parsing==0.1.9 tensorboardX==2.6.5
+  tensorflow-datasets==4.9.10 tensorflow-metadata==1.21.0 termcolor==3.3.0 toml==0.10.2
 )
 # No wheel on PyPI: built here (pure Python).
 SDIST_ONLY=(promise==2.3)

@@ -55,6 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import launch  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tables  # pylint: disable=g-import-not-at-top,wrong-import-position
+import time_limit  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 CONFIG = 'configs/cifar10.py'
 SWEEPS = ('paper_lt', 'paper_full')
@@ -172,18 +173,8 @@ def run(cmd: list[str], timeout: float, env: dict, log_path: str) -> Optional[in
   with open(log_path, 'a') as log:
     log.write(f'\n===== {shlex.join(cmd)} (up to {timeout:.0f} s)\n')
     log.flush()
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
-                            start_new_session=True)
-    try:
-      return proc.wait(timeout=max(timeout, 1.0))
-    except subprocess.TimeoutExpired:
-      os.killpg(proc.pid, signal.SIGTERM)
-      try:
-        proc.wait(timeout=GRACE_S)
-      except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-      return None
+    return time_limit.run(cmd, timeout, stop_signal=signal.SIGTERM, grace_s=GRACE_S,
+                          stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
 
 
 def best_eval(run_dir: str) -> Optional[float]:

@@ -13,6 +13,7 @@ import os
 import sys
 
 from hyperproto import interrupts
+from hyperproto import xla_flags
 
 if __name__ == '__main__':  # Before JAX loads (seconds): see interrupts.py.
   interrupts.record_until_training()
@@ -42,18 +43,6 @@ _DETERMINISTIC = flags.DEFINE_bool(
     'XLA:CPU is deterministic already. See docs/performance.md#determinism.')
 distributed.define_flags()  # Multi-process runs (see distributed.py).
 
-# XLA:GPU reduces with atomics and autotunes kernels per process; this flag excludes the
-# non-deterministic kernels and fixes the choice.
-DETERMINISTIC_FLAG = '--xla_gpu_deterministic_ops=true'
-
-
-def with_deterministic_flag(xla_flags: str) -> str:
-  """XLA_FLAGS with DETERMINISTIC_FLAG (unless it already sets the option)."""
-  if '--xla_gpu_deterministic_ops' in xla_flags:
-    return xla_flags
-  return f'{xla_flags} {DETERMINISTIC_FLAG}'.strip()
-
-
 class _QuietOrbax(std_logging.Filter):
   """Orbax logs every checkpoint step at INFO; keep its warnings and errors only."""
 
@@ -79,7 +68,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietOrbax())
   if _DETERMINISTIC.value:  # Before JAX starts, like the CPU settings.
-    os.environ['XLA_FLAGS'] = with_deterministic_flag(os.environ.get('XLA_FLAGS', ''))
+    os.environ['XLA_FLAGS'] = xla_flags.with_deterministic(os.environ.get('XLA_FLAGS', ''))
     logging.info('--deterministic: XLA_FLAGS=%s', os.environ['XLA_FLAGS'])
   tuned = cpu_tuning.configure()  # Before JAX starts (see cpu_tuning.py).
   if tuned:

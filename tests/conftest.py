@@ -2,12 +2,15 @@
 
 import os
 
+from hyperproto import xla_flags
+
 # On a GPU (experiments/gpu_check.py runs the `device` tests there) XLA's atomics and
 # autotuning differ from run to run; the tests that compare runs bitwise need them fixed
 # (main.py --deterministic). XLA:CPU is deterministic either way.
-os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
-                           + ' --xla_force_host_platform_device_count=8'
-                           + ' --xla_gpu_deterministic_ops=true')
+os.environ['XLA_FLAGS'] = xla_flags.with_deterministic(
+    os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=8')
+# The CPU, unless JAX_PLATFORMS says otherwise: gpu_check.py sets it to the platforms it
+# found (e.g. 'cuda,cpu'), so that the `device` tests run on the GPU or fail loudly.
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 
 from hyperproto import cpu_tuning  # pylint: disable=g-import-not-at-top,wrong-import-position

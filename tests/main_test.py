@@ -14,7 +14,6 @@ import numpy as np
 from absl.testing import absltest
 
 import helpers
-from hyperproto import main
 
 TIMEOUT_S = 240
 
@@ -115,12 +114,6 @@ class MainTest(absltest.TestCase):
     self.assertEqual(proc.returncode, 130, err[-2000:])
     self.assertIn('Got SIGUSR1 before training started', err)
     self.assertEqual(self.checkpoints(self.workdir), [1])
-
-  def test_deterministic_flag_is_added_once(self):
-    self.assertEqual(main.with_deterministic_flag(''), main.DETERMINISTIC_FLAG)
-    self.assertEqual(main.with_deterministic_flag('--a=1'), '--a=1 ' + main.DETERMINISTIC_FLAG)
-    for given in ('--xla_gpu_deterministic_ops=false', '--a --xla_gpu_deterministic_ops'):
-      self.assertEqual(main.with_deterministic_flag(given), given)  # the user's choice
 
   def test_bad_override_is_one_readable_line(self):
     done = subprocess.run(command(self.workdir, '--config.batchsize=7'), env=self.env,

@@ -245,6 +245,71 @@ class TinyVariantsTest(parameterized.TestCase):
           jax.random.PRNGKey(0), jnp.zeros((1, 224, 224, 3)), train=False))
 
 
+class PrecisionOptionsTest(parameterized.TestCase):
+  """The ResNets' options for measuring mixed precision (experiments/bench_precision.py):
+  the first convolution's input padded to 4 / 8 channels, BatchNorm's own dtype."""
+
+  # Both stems (CifarResNet's 3x3, ResNet's 7x7 stride 2), one padding each.
+  @parameterized.named_parameters(('cifar_resnet', *TINY['cifar_resnet'], 4),
+                                  ('resnet_basic', *TINY['resnet_basic'], 8))
+  @pytest.mark.device
+  def test_padded_stem_is_the_same_network(self, name, size, kwargs, channels):
+    # Full float32 products, so that on a GPU neither side runs on TF32 (the padded and
+    # the 3-channel convolution may take different kernels).
+    with jax.default_matmul_precision('float32'):
+      self.check_padded_stem(name, size, kwargs, channels)
+
+  def check_padded_stem(self, name, size, kwargs, channels):
+    model = models.build(name, output_dim=5, **kwargs)
+    # Batch 8: the reduced ImageNet ResNets' last BatchNorm normalises over B x 1 x 1
+    # values, where at batch 2 a difference in the last bit could be amplified.
+    x, variables = _init(model, size, batch=8)
+    (loss, (z, updates)), grads = _loss_and_grads(model, variables, x)
+    padded = models.build(name, output_dim=5, stem_channels=channels, **kwargs)
+    shapes = jax.eval_shape(lambda: padded.init(jax.random.PRNGKey(1), x, train=False))
+    self.assertEqual(jax.tree.map(lambda a: (a.shape, a.dtype), shapes),
+                     jax.tree.map(lambda a: (a.shape, a.dtype), variables))
+    (loss_p, (z_p, updates_p)), grads_p = _loss_and_grads(padded, variables, x)
+    # The zeros add exact zeros: only the order of the sums may differ.
+    np.testing.assert_allclose(loss_p, loss, rtol=1e-4)
+    np.testing.assert_allclose(z_p, z, rtol=1e-4, atol=1e-4)
+    for a, b in zip(jax.tree.leaves((grads_p, updates_p)),
+                    jax.tree.leaves((grads, updates))):
+      np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+  @parameterized.named_parameters(
+      (k, *TINY[k]) for k in ('cifar_resnet', 'resnet_basic'))
+  @pytest.mark.device
+  def test_batchnorm_dtype(self, name, size, kwargs):
+    model = models.build(name, output_dim=5, **kwargs)
+    x, variables = _init(model, size)
+    z32 = _run(lambda v, x: model.apply(v, x, train=False), variables, x)
+    # None: as before, BatchNorm outputs the network's dtype; a dtype name: that one.
+    for norm_dtype, expected in ((None, jnp.bfloat16), ('float32', jnp.float32),
+                                 ('bfloat16', jnp.bfloat16)):
+      bf16 = models.build(name, output_dim=5, dtype='bfloat16', norm_dtype=norm_dtype,
+                          **kwargs)
+      z16, state = _run(lambda v, x, m=bf16: m.apply(
+          v, x, train=False, capture_intermediates=True, mutable=['intermediates']),
+                        variables, x)
+      bn1 = state['intermediates']['backbone']['bn1']['__call__'][0]
+      self.assertEqual(bn1.dtype, expected, norm_dtype)
+      self.assertEqual(z16.dtype, jnp.float32)
+      self.assertTrue(np.all(np.isfinite(z16)), norm_dtype)
+      self.assertLess(np.linalg.norm(z16 - z32) / np.linalg.norm(z32), 0.05, norm_dtype)
+
+  def test_bad_options_say_what_to_use(self):
+    x = jnp.zeros((1, 32, 32, 3))
+    init = lambda **kw: jax.eval_shape(lambda: models.build(
+        'resnet20', output_dim=3, **kw).init(jax.random.PRNGKey(0), x, train=False))
+    with self.assertRaisesRegex(ValueError, "Unknown norm_dtype 'half'; use one of"):
+      init(norm_dtype='half')
+    with self.assertRaisesRegex(ValueError, 'Cannot pad 3 input channels to 2'):
+      init(stem_channels=2)
+    with self.assertRaisesRegex(ValueError, 'stem_channels must be None or a channel'):
+      init(stem_channels=0)
+
+
 class ViTCheckpointTest(absltest.TestCase):
   """`load_vit_npz` on tiny synthetic checkpoints in the vision_transformer format."""
 

@@ -94,6 +94,35 @@ def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding: Paddi
   return _conv(lhs, rhs, tuple(int(s) for s in window_strides), pads, precision)
 
 
+def padded_input_channels(channels: int):
+  """`conv_general_dilated` with the input's channels and the kernel's input channels
+  zero-padded to `channels` (NHWC / HWIO): the same convolution, parameters and
+  gradients, given to the convolution library in another shape.
+
+  Why: a 3-channel (RGB) first convolution is a shape GPU kernels handle badly (tensor
+  cores want channels in multiples of 8 for 16-bit types), so frameworks pad it to 4 or 8.
+  The zeros contribute exact zeros to every sum; the result differs from the unpadded
+  convolution only by the order the library sums in. The kernel parameter keeps its
+  shape (the pad's gradient is a slice), so checkpoints are interchangeable.
+  """
+
+  def conv(lhs, rhs, *args, dimension_numbers: Any = None, **kwargs):
+    if (lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+        != lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC)):
+      raise ValueError(f'padded_input_channels needs NHWC / HWIO convolutions, got '
+                       f'{dimension_numbers}.')
+    extra = channels - lhs.shape[-1]
+    if extra < 0:
+      raise ValueError(f'Cannot pad {lhs.shape[-1]} input channels to {channels}: pad '
+                       f'to at least as many as there are.')
+    lhs = jnp.pad(lhs, ((0, 0), (0, 0), (0, 0), (0, extra)))
+    rhs = jnp.pad(rhs, ((0, 0), (0, 0), (0, extra), (0, 0)))
+    return conv_general_dilated(lhs, rhs, *args, dimension_numbers=dimension_numbers,
+                                **kwargs)
+
+  return conv
+
+
 def _dilated(dilation: Optional[Sequence[int]]) -> bool:
   return dilation is not None and any(d != 1 for d in dilation)
 

@@ -45,18 +45,43 @@ def _pad(kernel: int) -> tuple[tuple[int, int], tuple[int, int]]:
   return ((p, p), (p, p))
 
 
-def _conv(features: int, kernel: int, stride: int, dtype: Any, name: str) -> nn.Conv:
+# BatchNorm's `norm_dtype` options (see _norm), for measuring mixed precision.
+NORM_DTYPES = (None, 'float32', 'bfloat16', 'float16')
+
+
+def _conv(features: int, kernel: int, stride: int, dtype: Any, name: str,
+          input_channels: Optional[int] = None) -> nn.Conv:
+  conv_fn = (conv.conv_general_dilated if input_channels is None
+             else conv.padded_input_channels(input_channels))
   return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
                  padding=_pad(kernel), use_bias=False, dtype=dtype,
-                 kernel_init=CONV_INIT, name=name,
-                 conv_general_dilated=conv.conv_general_dilated)
+                 kernel_init=CONV_INIT, name=name, conv_general_dilated=conv_fn)
 
 
-def _norm(train: bool, dtype: Any, axis_name: Optional[str], name: str) -> nn.BatchNorm:
-  # Statistics and normalisation run in float32 whatever `dtype` (Flax's default
-  # force_float32_reductions=True); `dtype` only sets the output dtype.
+def _norm(train: bool, dtype: Any, axis_name: Optional[str], name: str,
+          norm_dtype: Optional[str] = None) -> nn.BatchNorm:
+  """BatchNorm as the original's (momentum 0.1 in PyTorch's terms, eps 1e-5).
+
+  `norm_dtype` None (the default): statistics and normalisation in float32 whatever
+  `dtype` (Flax's force_float32_reductions=True), the output in `dtype`. A dtype name
+  computes and outputs in it: 'float32' keeps BatchNorm, ReLU and the residual sums of a
+  bfloat16 network in float32; 'bfloat16' / 'float16' compute the statistics in it too
+  (no float32 casts). Parameters and running statistics stay float32 in every case.
+  """
+  if norm_dtype is None:
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                        dtype=dtype, axis_name=axis_name, name=name)
+  if norm_dtype not in NORM_DTYPES:
+    raise ValueError(f'Unknown norm_dtype {norm_dtype!r}; use one of {NORM_DTYPES}.')
   return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                      dtype=dtype, axis_name=axis_name, name=name)
+                      dtype=jnp.dtype(norm_dtype), axis_name=axis_name, name=name,
+                      force_float32_reductions=norm_dtype == 'float32')
+
+
+def _check_stem(input_channels: Optional[int]) -> None:
+  if input_channels is not None and input_channels < 1:
+    raise ValueError(f'stem_channels must be None or a channel count (4 or 8), got '
+                     f'{input_channels}.')
 
 
 def global_pool(x, pool_size: Optional[int], input_hint: str):
@@ -82,11 +107,13 @@ class BasicBlock(nn.Module):
   shortcut_kernel: int = 1
   dtype: Any = jnp.float32
   axis_name: Optional[str] = None
+  norm_dtype: Optional[str] = None
   expansion = 1
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    norm = functools.partial(_norm, train, self.dtype, self.axis_name)
+    norm = functools.partial(_norm, train, self.dtype, self.axis_name,
+                             norm_dtype=self.norm_dtype)
     residual = x
     y = nn.relu(norm('bn1')(_conv(self.features, 3, self.stride, self.dtype, 'conv1')(x)))
     y = norm('bn2')(_conv(self.features, 3, 1, self.dtype, 'conv2')(y))
@@ -104,11 +131,13 @@ class Bottleneck(nn.Module):
   shortcut_kernel: int = 1
   dtype: Any = jnp.float32
   axis_name: Optional[str] = None
+  norm_dtype: Optional[str] = None
   expansion = 4
 
   @nn.compact
   def __call__(self, x, *, train: bool):
-    norm = functools.partial(_norm, train, self.dtype, self.axis_name)
+    norm = functools.partial(_norm, train, self.dtype, self.axis_name,
+                             norm_dtype=self.norm_dtype)
     out_features = self.features * self.expansion
     residual = x
     y = nn.relu(norm('bn1')(_conv(self.features, 1, 1, self.dtype, 'conv1')(x)))
@@ -131,26 +160,35 @@ class CifarResNet(nn.Module):
       (ImageNet-200); None for global average pooling at any size.
     dtype: computation dtype; params and BatchNorm statistics stay float32.
     axis_name: mapped axis over which BatchNorm statistics are synchronised.
+    norm_dtype: BatchNorm's computation dtype (see `_norm`; None: as today, statistics
+      in float32, output in `dtype`).
+    stem_channels: pad the first convolution's input channels with zeros to this many
+      (4 or 8; None: no padding). The same parameters and function, another shape for
+      the GPU's convolution kernels (`conv.padded_input_channels`).
   """
   depth: int = 32
   multiplier: int = 1
   pool_size: Optional[int] = 8
   dtype: Any = jnp.float32
   axis_name: Optional[str] = None
+  norm_dtype: Optional[str] = None
+  stem_channels: Optional[int] = None
 
   @nn.compact
   def __call__(self, x, *, train: bool):
     if self.depth < 8 or (self.depth - 2) % 6:
       raise ValueError(f'CIFAR ResNet depth must be 6n + 2 with n >= 1 (20, 32, 56, '
                        f'110, ...), got {self.depth}.')
+    _check_stem(self.stem_channels)
     n = (self.depth - 2) // 6
     x = x.astype(self.dtype)
-    x = _conv(16 * self.multiplier, 3, 1, self.dtype, 'conv1')(x)
-    x = nn.relu(_norm(train, self.dtype, self.axis_name, 'bn1')(x))
+    x = _conv(16 * self.multiplier, 3, 1, self.dtype, 'conv1', self.stem_channels)(x)
+    x = nn.relu(_norm(train, self.dtype, self.axis_name, 'bn1', self.norm_dtype)(x))
     for i, width in enumerate((16, 32, 64)):
       for j in range(n):
         x = BasicBlock(width * self.multiplier, stride=2 if (i > 0 and j == 0) else 1,
                        shortcut_kernel=3, dtype=self.dtype, axis_name=self.axis_name,
+                       norm_dtype=self.norm_dtype,
                        name=f'layer{i + 1}_{j}')(x, train=train)
     hint = f'{4 * self.pool_size}x{4 * self.pool_size} inputs' if self.pool_size else ''
     return global_pool(x, self.pool_size, hint)
@@ -167,6 +205,8 @@ class ResNet(nn.Module):
     pool_size: final AvgPool size: 7 for 224x224 inputs; None for global pooling.
     dtype: computation dtype; params and BatchNorm statistics stay float32.
     axis_name: mapped axis over which BatchNorm statistics are synchronised.
+    norm_dtype: BatchNorm's computation dtype (see CifarResNet).
+    stem_channels: zero-pad the first convolution's input channels (see CifarResNet).
   """
   stage_sizes: Sequence[int] = (2, 2, 2, 2)
   block: str = 'basic'
@@ -174,6 +214,8 @@ class ResNet(nn.Module):
   pool_size: Optional[int] = 7
   dtype: Any = jnp.float32
   axis_name: Optional[str] = None
+  norm_dtype: Optional[str] = None
+  stem_channels: Optional[int] = None
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -181,16 +223,17 @@ class ResNet(nn.Module):
     if self.block not in blocks:
       raise ValueError(f'Unknown ResNet block {self.block!r}; use one of {sorted(blocks)}.')
     block = blocks[self.block]
+    _check_stem(self.stem_channels)
     x = x.astype(self.dtype)
-    x = _conv(self.width, 7, 2, self.dtype, 'conv1')(x)
-    x = nn.relu(_norm(train, self.dtype, self.axis_name, 'bn1')(x))
+    x = _conv(self.width, 7, 2, self.dtype, 'conv1', self.stem_channels)(x)
+    x = nn.relu(_norm(train, self.dtype, self.axis_name, 'bn1', self.norm_dtype)(x))
     # MaxPool2d(3, 2, padding=1): Flax pads max_pool with -inf, like PyTorch.
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     for i, size in enumerate(self.stage_sizes):
       for j in range(size):
         x = block(self.width * 2**i, stride=2 if (i > 0 and j == 0) else 1,
                   shortcut_kernel=1, dtype=self.dtype, axis_name=self.axis_name,
-                  name=f'layer{i + 1}_{j}')(x, train=train)
+                  norm_dtype=self.norm_dtype, name=f'layer{i + 1}_{j}')(x, train=train)
     hint = f'{32 * self.pool_size}x{32 * self.pool_size} inputs' if self.pool_size else ''
     return global_pool(x, self.pool_size, hint)
 
