@@ -165,15 +165,19 @@ MUTATIONS = (
              'shortcut_kernel=3, dtype=self.dtype, axis_name=None,',
              ('tests/parallel_test.py',), k='cifar_resnet'),
     Mutation('unsynced_bn_resnet_basic', 'hyperproto/models/resnet.py',
-             'norm = functools.partial(_norm, train, self.dtype, self.axis_name)\n'
+             'norm = functools.partial(_norm, train, self.dtype, self.axis_name,\n'
+             '                             norm_dtype=self.norm_dtype)\n'
              '    residual = x',
-             'norm = functools.partial(_norm, train, self.dtype, None)\n'
+             'norm = functools.partial(_norm, train, self.dtype, None,\n'
+             '                             norm_dtype=self.norm_dtype)\n'
              '    residual = x',
              ('tests/parallel_test.py',), k='resnet_basic'),
     Mutation('unsynced_bn_resnet_bottleneck', 'hyperproto/models/resnet.py',
-             'norm = functools.partial(_norm, train, self.dtype, self.axis_name)\n'
+             'norm = functools.partial(_norm, train, self.dtype, self.axis_name,\n'
+             '                             norm_dtype=self.norm_dtype)\n'
              '    out_features',
-             'norm = functools.partial(_norm, train, self.dtype, None)\n'
+             'norm = functools.partial(_norm, train, self.dtype, None,\n'
+             '                             norm_dtype=self.norm_dtype)\n'
              '    out_features',
              ('tests/parallel_test.py',), k='resnet_bottleneck'),
     Mutation('unsynced_bn_densenet', 'hyperproto/models/densenet.py',

@@ -368,7 +368,10 @@ def prepare_prototypes(config: ml_collections.ConfigDict,
   protos = objective.prototypes(class_protos)
   if protos and not os.path.exists(path) and jax.process_index() == 0:
     saved = protos.get('classes', protos.get('upper', np.zeros(0))[None])
-    meta = dict(config.prototypes.to_dict(), method=placement, task=objective.task,
+    # `method`: the placement that ran (the key of every prototypes file), in place of
+    # the config's `placement`, which may say 'default'.
+    settings = {k: v for k, v in config.prototypes.to_dict().items() if k != 'placement'}
+    meta = dict(settings, method=placement, task=objective.task,
                 rows='classes' if 'classes' in protos else 'regression prototype e_0',
                 metrics=protos_lib.separation_metrics(saved) if len(saved) > 1 else {})
     protos_lib.save(path, saved, meta)
