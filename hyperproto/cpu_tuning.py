@@ -27,6 +27,8 @@ import sys
 
 from absl import logging
 
+from hyperproto import xla_flags
+
 YNN_FLAG = '--xla_cpu_experimental_ynn_fusion_type=reduce'
 # jaxlib versions the flag exists in and was measured with (prefix match).
 YNN_FLAG_VERSIONS = ('0.10.',)
@@ -62,7 +64,8 @@ def _backend_started() -> bool:
 
 def _set_xla_flag() -> bool:
   flags = os.environ.get('XLA_FLAGS', '')
-  if 'xla_cpu_experimental_ynn_fusion_type' in flags:
+  with_ynn = xla_flags.with_flag(flags, YNN_FLAG)
+  if with_ynn == flags:  # The user's XLA_FLAGS choose the YNNPACK fusions already.
     return False
   try:
     from importlib.metadata import version  # pylint: disable=g-import-not-at-top
@@ -71,7 +74,7 @@ def _set_xla_flag() -> bool:
     return False
   if not jaxlib_version.startswith(YNN_FLAG_VERSIONS):
     return False
-  os.environ['XLA_FLAGS'] = f'{flags} {YNN_FLAG}'.strip()
+  os.environ['XLA_FLAGS'] = with_ynn
   return True
 
 
